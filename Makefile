@@ -1,0 +1,39 @@
+# Every target sets up .venv on first use and reuses it afterwards.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+BOOK_FLAGS := -W -n --keep-going
+
+.PHONY: venv book test release bench lab clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+## make book: build the HTML book into _build/html (strict; executed notebooks are cached)
+book: $(STAMP)
+	$(BIN)/jupyter-book build . $(BOOK_FLAGS)
+
+## make test: the whole test suite (units, notebooks, release sync, lessons, strict book build)
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+## make release: regenerate exercises/ from solutions/
+release: $(STAMP)
+	$(BIN)/reglab release
+
+## make bench: time each chapter and exercise solution against its budget
+bench: $(STAMP)
+	$(BIN)/python -m reglab.bench
+
+## make lab: open JupyterLab on the course
+lab: $(STAMP)
+	$(BIN)/jupyter lab
+
+clean:
+	rm -rf _build
