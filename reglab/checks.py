@@ -54,6 +54,9 @@ def test_rng(default_seed: int = DEFAULT_TEST_SEED) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
+test_rng.__test__ = False  # not a pytest test, though its name starts with "test"
+
+
 def to_plain(value: Any) -> Any:
     """Convert an answer to plain JSON data: numbers, strings, lists, dicts, None.
 

@@ -1,0 +1,71 @@
+"""Shared fixtures: the repository root, one strict book build per session, glued values."""
+
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = ROOT / "_build"
+BOOK_FLAGS = ["-W", "-n", "--keep-going"]
+GLUE_MIME = "application/papermill.record/text/plain"
+
+
+def committed_notebooks(*folders: str) -> list[Path]:
+    return sorted(p for folder in folders for p in (ROOT / folder).glob("*.ipynb"))
+
+
+def jupyter_book() -> str:
+    return str(Path(sys.executable).with_name("jupyter-book"))
+
+
+@pytest.fixture(scope="session")
+def built_book() -> subprocess.CompletedProcess:
+    """Build the book once per session, strictly, executing every chapter afresh.
+
+    jupyter-cache keys on code cells only, so a change to reglab would not re-execute a
+    cached chapter: the cache is emptied first (set REGLAB_KEEP_BOOK_CACHE=1 to keep it).
+    """
+    if os.environ.get("REGLAB_KEEP_BOOK_CACHE") != "1":
+        shutil.rmtree(BUILD / ".jupyter_cache", ignore_errors=True)
+        shutil.rmtree(BUILD / "jupyter_execute", ignore_errors=True)
+    result = subprocess.run(
+        [jupyter_book(), "build", str(ROOT), *BOOK_FLAGS, "--all"],
+        cwd=ROOT, capture_output=True, text=True, timeout=1800,
+    )
+    BUILD.mkdir(exist_ok=True)
+    (BUILD / "book-build.log").write_text(result.stdout + "\n" + result.stderr)
+    return result
+
+
+def glue_values(nb) -> dict:
+    """{name: value} of every myst-nb `glue` in an executed notebook."""
+    values = {}
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            name = out.get("metadata", {}).get("scrapbook", {}).get("name")
+            if name and GLUE_MIME in out.get("data", {}):
+                values[name] = ast.literal_eval(out["data"][GLUE_MIME])
+    return values
+
+
+@pytest.fixture(scope="session")
+def glued(built_book):
+    """glued("notebooks/01-overfitting.ipynb") -> the values that chapter glued."""
+    if built_book.returncode != 0:
+        pytest.fail("the book build failed; see _build/book-build.log")
+
+    def load(notebook: str) -> dict:
+        executed = BUILD / "jupyter_execute" / notebook
+        if not executed.exists():
+            pytest.fail(f"{executed} was not written by the book build")
+        return glue_values(nbformat.read(executed, as_version=4))
+
+    return load

@@ -1,0 +1,34 @@
+import os
+import random
+
+import matplotlib
+import numpy as np
+from threadpoolctl import threadpool_info
+
+import reglab
+from reglab.startup import PLOT_STYLE
+
+
+def test_setup_quiets_tensorflow_and_pins_threads(monkeypatch):
+    for key in ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(key, raising=False)
+    reglab.setup(seed=1)
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
+    assert os.environ["TF_ENABLE_ONEDNN_OPTS"] == "0"
+    assert os.environ["OMP_NUM_THREADS"] == "1"
+    assert all(pool["num_threads"] == 1 for pool in threadpool_info())
+
+
+def test_setup_sets_plot_style():
+    matplotlib.rcParams["axes.grid"] = False
+    reglab.setup(seed=0)
+    assert matplotlib.rcParams["axes.grid"] is PLOT_STYLE["axes.grid"]
+
+
+def test_setup_makes_python_and_numpy_repeatable():
+    reglab.setup(seed=7)
+    first = (random.random(), np.random.rand())
+    reglab.setup(seed=7)
+    assert (random.random(), np.random.rand()) == first
+    reglab.setup(seed=8)
+    assert (random.random(), np.random.rand()) != first
