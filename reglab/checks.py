@@ -109,8 +109,13 @@ def compare(got: Any, expected: Any, how: str = "allclose", rtol: float = 1e-7,
 
 
 def _compare_allclose(got, expected, rtol, atol) -> tuple[bool, str]:
+    if got is None:
+        return False, "got None: did the function forget to `return` its result?"
     try:
-        g = np.asarray(got, dtype=float)
+        g = np.asarray(got)
+        if g.dtype.kind not in "iuf":  # no strings, booleans or ragged lists posing as numbers
+            raise TypeError
+        g = g.astype(float)
     except (TypeError, ValueError):
         return False, f"got {_short(got)}, which is not a number or an array of numbers"
     e = np.asarray(expected, dtype=float)

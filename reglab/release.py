@@ -31,6 +31,8 @@ DEFAULT_STUB = 'raise NotImplementedError("not implemented yet")'
 MARKDOWN_STUB = "YOUR ANSWER HERE"
 EXPECTED_FAILURE_TAG = "raises-exception"  # nbval: the unsolved exercise fails here
 SCHEMA_VERSION = 3
+# The first argument of check(...) / check_choice(...): it names a recording, so it is unique.
+CHECK_NAME = re.compile(r"""\bcheck(?:_choice)?\(\s*["']([^"']+)["']""")
 
 
 class ReleaseError(Exception):
@@ -72,9 +74,11 @@ def find_regions(lines: list[str], markers: tuple[str, str]) -> list[tuple[int, 
 
 
 def loose_marker(lines: list[str]) -> str | None:
-    """A line that mentions a marker but is not exactly one (a typo nbgrader would misread)."""
+    """A comment that looks like a marker but is not exactly one (a typo nbgrader misreads)."""
     for n, line in enumerate(lines):
         text = line.strip()
+        if not text.startswith("#"):
+            continue
         for marker in MARKERS:
             if marker.split(" ", 1)[1] in text.upper() and text != marker:
                 return f"line {n + 1} looks like a marker but is not exactly '{marker}': {text!r}"
@@ -84,12 +88,18 @@ def loose_marker(lines: list[str]) -> str | None:
 def validate(path: Path, nb) -> list[Problem]:
     problems: list[Problem] = []
     seen_ids: dict[str, int] = {}
+    seen_checks: dict[str, int] = {}
     for index, cell in enumerate(nb.cells):
         label = index + 1  # cells are counted from 1, as people count them
         lines = cell.source.splitlines()
         meta = nbgrader_meta(cell)
         for message in validate_cell(lines, meta, cell.cell_type):
             problems.append(Problem(path, label, message))
+        for name in CHECK_NAME.findall(cell.source) if cell.cell_type == "code" else []:
+            if name in seen_checks:
+                problems.append(Problem(path, label, f"check name {name!r} is used twice "
+                                                     f"(also cell {seen_checks[name]})"))
+            seen_checks.setdefault(name, label)
         grade_id = meta.get("grade_id")
         if grade_id:
             if grade_id in seen_ids:
@@ -101,7 +111,7 @@ def validate(path: Path, nb) -> list[Problem]:
 
 def validate_cell(lines: list[str], meta: dict, cell_type: str) -> list[str]:
     messages = []
-    loose = loose_marker(lines)
+    loose = loose_marker(lines) if cell_type == "code" else None
     if loose:
         messages.append(loose)
     for markers in (SOLUTION, HIDDEN):

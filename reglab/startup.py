@@ -76,6 +76,27 @@ def configure_tensorflow() -> None:
         pass  # the runtime was already initialised in this process: keep its setting
 
 
+def _not_implemented_message(shell, etype, value, tb, tb_offset=None) -> list[str]:
+    """A one-line report for an exercise stub, instead of a traceback."""
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    where = tb.tb_frame.f_code.co_name
+    place = "" if where == "<module>" else f"{where}: "
+    return [f"\u2717 {place}{value or 'not implemented yet'} -- write your answer in its "
+            "answer cell, in place of the `raise NotImplementedError(...)` line"]
+
+
+def short_stub_errors() -> None:
+    """In Jupyter, show an unanswered exercise's NotImplementedError as one plain line."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None:
+        shell.set_custom_exc((NotImplementedError,), _not_implemented_message)
+
+
 def setup(seed: int = 0, keras: bool = False) -> None:
     """Prepare a notebook: quiet environment, one thread, plot style, seeds.
 
@@ -83,6 +104,7 @@ def setup(seed: int = 0, keras: bool = False) -> None:
     here (about 2.5 s), after its environment variables are set.
     """
     quiet_environment()
+    short_stub_errors()
     limit_threads()
     plot_style()
     if keras:

@@ -129,3 +129,13 @@ def test_quiz_choice_records_the_normalized_answer_when_grading(recorded):
 def test_answer_key_is_salted_by_name():
     assert answer_key("q1", "a") != answer_key("q2", "a")
     assert answer_key("q1", "a") != answer_key("q1", "b")
+
+
+def test_a_forgotten_return_is_named():
+    with pytest.raises(CheckFailed, match="forget to `return`"):
+        check("mse", None, 0.5)
+
+
+@pytest.mark.parametrize("got", ["1.25", True, ["1.0", "2.0"], [[1.0], [1.0, 2.0]]])
+def test_strings_booleans_and_ragged_lists_are_not_numbers(got):
+    assert not compare(got, 1.25 if not isinstance(got, list) else [1.0, 2.0])[0]

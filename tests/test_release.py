@@ -96,6 +96,8 @@ def test_markdown_solution_becomes_a_placeholder():
      "hidden-test markers but metadata nbgrader.grade is not true"),
     ([answer_cell("## BEGIN SOLUTION\nx = 1\n### END SOLUTION")],
      "looks like a marker but is not exactly"),
+    ([test_cell('check("a", 1, 1)', "t1"), test_cell('check_choice("a", q, key="k")', "t2")],
+     "cell 3: check name 'a' is used twice (also cell 2)"),
     ([nbformat.v4.new_code_cell("x", metadata=meta(grade=True, points=1))],
      "nbgrader cell without a grade_id"),
     ([nbformat.v4.new_code_cell("x", metadata={"nbgrader": {
@@ -108,6 +110,12 @@ def test_validation_names_the_file_and_cell(tmp_path, cells, message):
         build([path], tmp_path / "exercises")
     assert str(path) in str(err.value)
     assert message in str(err.value)
+
+
+def test_markdown_may_explain_the_markers(tmp_path):
+    text = nbformat.v4.new_markdown_cell("The release removes `### BEGIN SOLUTION` regions.")
+    path = write(tmp_path, "01-x.ipynb", notebook(text))
+    assert build([path], tmp_path / "exercises")
 
 
 def test_nothing_is_written_when_any_notebook_is_bad(tmp_path):

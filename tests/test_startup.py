@@ -32,3 +32,17 @@ def test_setup_makes_python_and_numpy_repeatable():
     assert (random.random(), np.random.rand()) == first
     reglab.setup(seed=8)
     assert (random.random(), np.random.rand()) != first
+
+
+def test_stub_errors_are_reported_in_one_line():
+    from reglab.startup import _not_implemented_message
+
+    def design_matrix():
+        raise NotImplementedError("not implemented yet")
+
+    try:
+        design_matrix()
+    except NotImplementedError as err:
+        lines = _not_implemented_message(None, NotImplementedError, err, err.__traceback__)
+    assert len(lines) == 1
+    assert lines[0].startswith("\u2717 design_matrix: not implemented yet -- write your answer")
