@@ -1,0 +1,93 @@
+"""Chapter 01 teaches what its executed cells show: the claims in its prose, with margins.
+
+Every value comes from the chapter's own `glue` calls (medians over seeds), read from the
+notebook the book build executed.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+pytestmark = pytest.mark.book
+
+NOTEBOOK = "notebooks/01-overfitting.ipynb"
+ROOT = Path(__file__).resolve().parent.parent
+GLUE_ROLE = re.compile(r"\{glue(?::[a-z]*)?\}`([A-Za-z0-9_]+)")
+
+
+@pytest.fixture(scope="module")
+def g(glued) -> dict:
+    return glued(NOTEBOOK)
+
+
+def test_every_glue_the_prose_uses_is_computed(g):
+    nb = nbformat.read(ROOT / NOTEBOOK, as_version=4)
+    used = {name for cell in nb.cells if cell.cell_type == "markdown"
+            for name in GLUE_ROLE.findall(cell.source)}
+    assert used, "the chapter should state its numbers through glue"
+    assert used <= set(g), f"glued nowhere: {sorted(used - set(g))}"
+
+
+# --- polynomial fits -------------------------------------------------------------------
+
+def test_degree_1_underfits(g):
+    noise_floor = g["poly_noise_var"]
+    assert g["poly_val_mse_d1"] > 2 * g["poly_val_mse_d3"]
+    # both errors high, not only the validation one: that is what makes it underfitting
+    assert g["poly_train_mse_d1"] > 2 * noise_floor
+    assert g["poly_val_mse_d1"] < 1.5 * g["poly_train_mse_d1"]
+
+
+def test_degree_3_sits_near_the_noise_floor(g):
+    noise_floor = g["poly_noise_var"]
+    assert 0.5 * noise_floor < g["poly_train_mse_d3"] < 2 * noise_floor
+    assert 0.5 * noise_floor < g["poly_val_mse_d3"] < 2 * noise_floor
+    assert g["poly_best_degree"] in (3, 4, 5)
+
+
+def test_high_degrees_explode_on_validation_data(g):
+    d3 = g["poly_val_mse_d3"]
+    assert g["poly_val_mse_d10"] > 10 * d3
+    assert g["poly_val_mse_d15"] > 100 * d3
+    assert g["poly_ratio_d15_d3"] == pytest.approx(g["poly_val_mse_d15"] / d3)
+
+
+def test_training_error_only_falls_with_degree_and_ends_below_the_noise(g):
+    train = [g["poly_train_mse"][d] for d in sorted(g["poly_train_mse"])]
+    assert all(b <= a * (1 + 1e-9) for a, b in zip(train, train[1:]))
+    assert g["poly_train_mse_d15"] < 0.5 * g["poly_noise_var"]
+
+
+# --- capacity sweep in Keras -----------------------------------------------------------
+
+def test_large_mlp_validation_loss_bottoms_out_early_then_rises(g):
+    epochs = g["mlp_epochs"]
+    assert g["mlp_large_val_min_epoch"] <= 0.3 * epochs
+    assert g["mlp_large_val_final"] > 1.2 * g["mlp_large_val_min"]
+    assert g["mlp_large_val_rise"] > 0.05
+    assert g["mlp_large_train_final"] < 1e-3  # training loss keeps collapsing meanwhile
+    assert g["mlp_large_train_acc_final"] >= 0.99
+
+
+def test_small_mlp_is_still_improving_at_the_end(g):
+    epochs = g["mlp_epochs"]
+    assert g["mlp_small_val_final"] <= 1.02 * g["mlp_small_val_min"]
+    assert g["mlp_small_val_min_epoch"] >= 0.9 * epochs
+
+
+def test_large_mlp_has_far_more_parameters(g):
+    assert g["mlp_large_params"] > 100 * g["mlp_small_params"]
+    assert g["mlp_large_params"] > g["mlp_n_train"]
+
+
+def test_accuracy_stays_close_while_the_losses_diverge(g):
+    # the large net's accuracy barely moves while its validation loss climbs
+    assert abs(g["mlp_large_acc_final"] - g["mlp_large_acc_at_min"]) < 0.02
+    # the two nets end with close accuracies but clearly different losses
+    assert g["mlp_acc_diff_points"] < 5
+    assert g["mlp_loss_final_ratio"] > 1.2
+    assert g["mlp_large_val_final"] > 1.2 * g["mlp_small_val_final"]
