@@ -86,6 +86,13 @@ def _not_implemented_message(shell, etype, value, tb, tb_offset=None) -> list[st
             "answer cell, in place of the `raise NotImplementedError(...)` line"]
 
 
+def _show_stub_error(shell, etype, value, tb, tb_offset=None) -> list[str]:
+    """IPython custom-exception handler: report as an error, with the one-line message."""
+    lines = _not_implemented_message(shell, etype, value, tb, tb_offset)
+    shell._showtraceback(etype, value, lines)  # publishes the error like any other
+    return lines
+
+
 def short_stub_errors() -> None:
     """In Jupyter, show an unanswered exercise's NotImplementedError as one plain line."""
     try:
@@ -94,7 +101,7 @@ def short_stub_errors() -> None:
         return
     shell = get_ipython()
     if shell is not None:
-        shell.set_custom_exc((NotImplementedError,), _not_implemented_message)
+        shell.set_custom_exc((NotImplementedError,), _show_stub_error)
 
 
 def setup(seed: int = 0, keras: bool = False) -> None:

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import ast
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "_build"
 BOOK_FLAGS = ["-W", "-n", "--keep-going"]
-GLUE_MIME = "application/papermill.record/text/plain"
 
 
 def committed_notebooks(*folders: str) -> list[Path]:
@@ -45,15 +44,10 @@ def built_book() -> subprocess.CompletedProcess:
     return result
 
 
-def glue_values(nb) -> dict:
-    """{name: value} of every myst-nb `glue` in an executed notebook."""
-    values = {}
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            name = out.get("metadata", {}).get("scrapbook", {}).get("name")
-            if name and GLUE_MIME in out.get("data", {}):
-                values[name] = ast.literal_eval(out["data"][GLUE_MIME])
-    return values
+def glue_values(glue_json: Path) -> dict:
+    """{name: value} of every myst-nb `glue` of a chapter, from the build's NAME.glue.json."""
+    outputs = json.loads(glue_json.read_text(encoding="utf-8"))
+    return {name: ast.literal_eval(out["data"]["text/plain"]) for name, out in outputs.items()}
 
 
 @pytest.fixture(scope="session")
@@ -63,9 +57,10 @@ def glued(built_book):
         pytest.fail("the book build failed; see _build/book-build.log")
 
     def load(notebook: str) -> dict:
-        executed = BUILD / "jupyter_execute" / notebook
-        if not executed.exists():
-            pytest.fail(f"{executed} was not written by the book build")
-        return glue_values(nbformat.read(executed, as_version=4))
+        # myst-nb moves glued values out of the executed notebook into NAME.glue.json
+        glue_json = (BUILD / "jupyter_execute" / notebook).with_suffix(".glue.json")
+        if not glue_json.exists():
+            pytest.fail(f"{glue_json} was not written by the book build")
+        return glue_values(glue_json)
 
     return load
