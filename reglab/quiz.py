@@ -3,7 +3,8 @@
 ``quiz(Question(...), ...)`` returns an object whose HTML is self-contained: the styles and
 a few lines of JavaScript are inline, nothing is loaded from another host, and the element
 ids are derived from the question text, so re-running a cell gives identical output.
-Write maths as ``\\( ... \\)``: MathJax typesets it both in JupyterLab and in the book.
+Write maths as ``\\( ... \\)``: MathJax typesets it in JupyterLab, and in the book because the
+quiz carries the ``mathjax_process`` class that the book's MathJax configuration looks for.
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ class Quiz:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        parts = [f'<div class="reglab-quiz" id="{self.id}"><style>{STYLE}</style>',
+        root = f'<div class="reglab-quiz mathjax_process" id="{self.id}">'
+        parts = [f"{root}<style>{STYLE}</style>",
                  f'<p class="reglab-quiz-title">{html.escape(self.title)}</p>']
         for n, q in enumerate(self.questions, 1):
             parts.append('<div class="reglab-question">')

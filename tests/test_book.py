@@ -39,7 +39,7 @@ def test_chapter_has_its_figures_and_its_quiz(built_book):
     assert len([i for i in images if i.endswith(".png")]) >= 3
     for src in images:
         assert (HTML / "notebooks" / src).resolve().exists(), src
-    assert 'class="reglab-quiz"' in text
+    assert 'class="reglab-quiz mathjax_process"' in text  # typeset by the book's MathJax
 
 
 def test_exercise_page_is_not_executed(built_book):
