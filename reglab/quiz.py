@@ -19,7 +19,8 @@ STYLE = """
 .reglab-question{margin:0 0 1em}
 .reglab-prompt{margin:.2em 0 .4em}
 .reglab-choice{display:block;width:100%;text-align:left;margin:.25em 0;padding:.4em .7em;
- border:1px solid #c8ccd4;border-radius:4px;background:transparent;color:inherit;cursor:pointer;font:inherit}
+ border:1px solid #c8ccd4;border-radius:4px;background:transparent;color:inherit;
+ cursor:pointer;font:inherit}
 .reglab-choice:hover{border-color:#5a7bbf}
 .reglab-choice.reglab-right{border-color:#2e7d32;background:rgba(46,125,50,.12)}
 .reglab-choice.reglab-wrong{border-color:#c62828;background:rgba(198,40,40,.10)}

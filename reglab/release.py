@@ -212,7 +212,8 @@ def read_notebook(path: Path):
     try:
         return nbformat.read(path, as_version=4)
     except Exception as err:  # nbformat raises several unrelated types for bad files
-        raise ReleaseError(f"{path}: not a readable notebook ({type(err).__name__}: {err})") from None
+        reason = f"{type(err).__name__}: {err}"
+        raise ReleaseError(f"{path}: not a readable notebook ({reason})") from None
 
 
 def render(nb) -> str:

@@ -3,12 +3,13 @@
 import re
 
 import pytest
-from conftest import BUILD
+from conftest import BUILD, ROOT
 
 pytestmark = pytest.mark.book
 HTML = BUILD / "html"
+CHAPTERS = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
 PAGES = ["book/intro.html", "book/how-to-use.html", "book/instructor-guide.html",
-         "notebooks/01-overfitting.html", "exercises/01-overfitting.html"]
+         *(f"{folder}/{name}.html" for name in CHAPTERS for folder in ("notebooks", "exercises"))]
 EXTERNAL = re.compile(r"""<(?:script|link|img|iframe)\b[^>]*?\b(?:src|href)=["'](?:https?:)?//""")
 
 
@@ -33,8 +34,9 @@ def test_mathjax_is_served_locally(built_book):
         assert (HTML / "notebooks" / src.split("?")[0]).resolve().exists(), src
 
 
-def test_chapter_has_its_figures_and_its_quiz(built_book):
-    text = (HTML / "notebooks/01-overfitting.html").read_text(encoding="utf-8")
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_chapter_has_its_figures_and_its_quiz(built_book, name):
+    text = (HTML / f"notebooks/{name}.html").read_text(encoding="utf-8")
     images = re.findall(r'<img[^>]*src="([^"]+)"', text)
     assert len([i for i in images if i.endswith(".png")]) >= 3
     for src in images:
@@ -42,8 +44,9 @@ def test_chapter_has_its_figures_and_its_quiz(built_book):
     assert 'class="reglab-quiz mathjax_process"' in text  # typeset by the book's MathJax
 
 
-def test_exercise_page_is_not_executed(built_book):
-    text = (HTML / "exercises/01-overfitting.html").read_text(encoding="utf-8")
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_exercise_page_is_not_executed(built_book, name):
+    text = (HTML / f"exercises/{name}.html").read_text(encoding="utf-8")
     assert "not implemented yet" in text
     assert 'class="cell_output' not in text, "the exercise page shows outputs of a run"
 

@@ -6,30 +6,16 @@ notebook the book build executed.
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
-import nbformat
 import pytest
 
 pytestmark = pytest.mark.book
 
 NOTEBOOK = "notebooks/01-overfitting.ipynb"
-ROOT = Path(__file__).resolve().parent.parent
-GLUE_ROLE = re.compile(r"\{glue(?::[a-z]*)?\}`([A-Za-z0-9_]+)")
 
 
 @pytest.fixture(scope="module")
 def g(glued) -> dict:
     return glued(NOTEBOOK)
-
-
-def test_every_glue_the_prose_uses_is_computed(g):
-    nb = nbformat.read(ROOT / NOTEBOOK, as_version=4)
-    used = {name for cell in nb.cells if cell.cell_type == "markdown"
-            for name in GLUE_ROLE.findall(cell.source)}
-    assert used, "the chapter should state its numbers through glue"
-    assert used <= set(g), f"glued nowhere: {sorted(used - set(g))}"
 
 
 # --- polynomial fits -------------------------------------------------------------------

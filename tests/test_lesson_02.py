@@ -1,0 +1,163 @@
+"""Chapter 02 teaches what its executed cells show: the claims in its prose, with margins.
+
+Every value comes from the chapter's own `glue` calls (medians over seeds where there is
+randomness), read from the notebook the book build executed.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.book
+
+NOTEBOOK = "notebooks/02-l2-weight-decay.ipynb"
+
+
+@pytest.fixture(scope="module")
+def g(glued) -> dict:
+    return glued(NOTEBOOK)
+
+
+# --- the penalty, its gradient and the decaying update ---------------------------------
+
+def test_gradient_check_passes_and_would_catch_a_missing_factor_2(g):
+    assert g["grad_check_rel_err"] < 1e-7
+    assert g["grad_check_rel_err_wrong"] > 1e-3
+
+
+def test_practice_item_one_step_multiplies_by_0_998(g):
+    assert g["decay_eta"] == 0.1 and g["decay_lam"] == 0.01
+    assert g["decay_factor"] == pytest.approx(0.998, abs=1e-12)
+    assert g["decay_factor_spread"] < 1e-12
+    assert g["decay_step_max_diff"] < 1e-12
+    assert g["decay_half_life"] == pytest.approx(346.2, abs=0.1)
+
+
+def test_keras_gives_the_same_factor_by_penalty_and_by_weight_decay(g):
+    assert g["decay_keras_factor_l2"] == pytest.approx(0.998, abs=1e-6)
+    assert g["decay_keras_factor_wd"] == pytest.approx(0.998, abs=1e-6)
+
+
+# --- conventions -------------------------------------------------------------------------
+
+def test_summed_loss_with_m_lambda_equals_mean_loss_with_lambda(g):
+    assert g["conv_mean_sum_diff"] < 1e-10
+
+
+def test_keras_penalty_equals_the_hand_formula(g):
+    assert g["conv_n_losses"] == 2
+    assert g["conv_penalty_abs_diff"] < 1e-6
+    assert g["conv_keras_penalty"] > 1e-3  # a real penalty, not two zeros agreeing
+
+
+def test_keras_reported_loss_includes_the_penalty(g):
+    assert g["conv_eval_gap"] == pytest.approx(g["conv_keras_penalty"], rel=1e-4)
+    assert g["conv_eval_loss"] > g["conv_eval_mse"]
+
+
+# --- the high-dimensional regression experiment ----------------------------------------
+
+def test_setting_is_the_memorizing_regime(g):
+    assert g["reg_d"] == 200 and g["reg_n_train"] == 20
+    assert g["reg_n_seeds"] >= 3
+
+
+def test_without_penalty_the_model_memorizes(g):
+    assert g["reg_train_l0"] < 1e-8
+    assert g["reg_val_l0"] > 1e4 * g["reg_train_l0"]
+    assert g["reg_val_l0"] > 100 * g["reg_noise_var"]
+
+
+def test_penalty_lowers_validation_loss_and_weight_norm_by_clear_margins(g):
+    assert g["reg_val_demo"] < 0.01 * g["reg_val_l0"]
+    assert g["reg_norm_demo"] < 0.01 * g["reg_norm_l0"]
+    assert g["reg_train_demo"] > g["reg_train_l0"]  # the price: a worse training fit
+    assert g["reg_val_ratio"] == pytest.approx(g["reg_val_l0"] / g["reg_val_demo"])
+
+
+def test_decay_erases_the_directions_the_data_do_not_span(g):
+    assert g["reg_null_ratio_l0"] == pytest.approx(1.0, abs=1e-9)
+    assert g["reg_null_ratio_demo"] == pytest.approx(g["reg_null_predicted"], rel=1e-4)
+    assert g["reg_null_predicted"] < 1e-6
+
+
+def test_zero_initialisation_is_an_implicit_regularizer(g):
+    assert g["reg_val_zero_init"] < 0.01 * g["reg_val_l0"]
+
+
+def test_lambda_chosen_on_validation_is_positive_and_helps_on_test(g):
+    assert g["reg_best_lam_min"] > 0
+    assert g["reg_best_val"] < 0.01 * g["reg_sweep_val_l0"]
+    assert g["reg_best_norm"] < 0.01 * g["reg_sweep_norm_l0"]
+    # the chosen models' single test evaluation is close to their validation error
+    assert g["reg_test_mse"] < 1.5 * g["reg_best_val"]
+    assert g["reg_test_mse"] < 2 * g["reg_unlearnable"]
+    # the curve rises again to the right of its minimum
+    assert g["reg_val_right_end"] > g["reg_best_val"]
+
+
+def test_keras_linear_model_follows_the_numpy_path(g):
+    assert g["reg_keras_rel_diff"] < 1e-4
+
+
+def test_random_search_tries_more_distinct_values(g):
+    assert g["search_grid_distinct"] == g["search_grid_side"]
+    assert g["search_random_distinct"] == g["search_n"] > g["search_grid_distinct"]
+
+
+# --- geometry and the Bayesian reading ---------------------------------------------------
+
+def test_constrained_minimum_is_a_penalized_minimum(g):
+    assert g["geo_diff"] < 1e-6
+    assert g["geo_lam"] > 0
+
+
+def test_map_with_gaussian_prior_is_ridge_with_lambda_sigma2_over_m_tau2(g):
+    assert g["map_lam"] == pytest.approx(g["map_sigma"] ** 2 / (g["map_m"] * g["map_tau"] ** 2))
+    assert g["map_diff"] < 1e-5
+
+
+# --- what to penalize, max-norm --------------------------------------------------------
+
+def test_only_kernels_are_penalized_and_decayed(g):
+    assert g["what_n_trainable"] == 6 and g["what_n_losses"] == 2
+    assert g["what_kernel_factor"] == pytest.approx(0.998, abs=1e-6)
+    assert g["what_other_change"] < 1e-7
+
+
+def test_max_norm_caps_the_column_norms(g):
+    c = g["mn_c"]
+    assert g["mn_numpy_keras_diff"] < 1e-5
+    assert g["mn_capped_max"] <= c * (1 + 1e-5)
+    assert g["mn_free_max"] > 1.2 * c  # without the cap the norms do grow past c
+    assert g["mn_free_frac_over"] > 0.5
+    assert g["mn_capped_frac_at_cap"] > 0.5  # the constraint is active, not idle
+
+
+# --- coupled L2 against decoupled weight decay --------------------------------------------
+
+def test_sgd_coupled_and_decoupled_agree(g):
+    assert g["dec_np_max_diff"] < 1e-10
+    assert g["dec_keras_dtype"] == "float64"
+    assert g["dec_keras_max_diff"] < 1e-10
+    assert g["dec_dead_ratio"] == pytest.approx(g["dec_dead_predicted"], rel=1e-6)
+
+
+def test_adam_and_adamw_weights_differ_measurably(g):
+    assert g["adam_rel_diff"] > 0.05
+    assert g["adam_rel_diff"] > 1e6 * g["dec_keras_max_diff"]
+
+
+def test_adam_normalizes_the_size_of_lambda_away(g):
+    # With no data gradient, a 100x change of lambda barely moves Adam + L2 ...
+    assert g["pure_lam_ratio"] >= 100
+    assert abs(g["pure_adam_l2_big"] - g["pure_adam_l2_small"]) < 0.01
+    assert g["pure_adam_l2_big"] < 0.5
+    # ... while AdamW decays geometrically, by (1 - eta * wd) per step.
+    assert g["pure_adamw_big"] == pytest.approx(g["pure_adamw_big_predicted"], rel=1e-9)
+    assert g["pure_adamw_small"] > g["pure_adamw_big"] > 0.9
+
+
+def test_weights_without_data_gradient_under_adam_l2_and_adamw(g):
+    assert g["adam_dead_l2_ratio"] < 0.2
+    assert g["adam_dead_w_ratio"] == pytest.approx(g["adam_dead_w_predicted"], rel=1e-3)

@@ -1,0 +1,135 @@
+"""Chapter 03 teaches what its executed cells show: the claims in its prose, with margins.
+
+Every value comes from the chapter's own `glue` calls (medians over seeds where there is
+randomness), read from the notebook the book build executed.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.book
+
+NOTEBOOK = "notebooks/03-l1-sparsity.ipynb"
+
+
+@pytest.fixture(scope="module")
+def g(glued) -> dict:
+    return glued(NOTEBOOK)
+
+
+# --- one weight: subgradient jitters, proximal lands on zero, L2 only shrinks -----------
+
+def test_one_weight_proximal_is_exactly_zero_subgradient_is_not(g):
+    assert abs(g["toy_a"]) < g["toy_lam"], "the example needs |a| < lambda (solution 0)"
+    assert g["toy_prox_final"] == 0.0
+    assert g["toy_sub_tail_min"] > 0.0
+    # the jitter is of the order of the step's pull eta * lambda, not vanishing
+    assert g["toy_sub_tail_max"] > 0.5 * g["toy_eta_lam"]
+    assert g["toy_l2_final"] == pytest.approx(g["toy_l2_limit"], rel=1e-6)
+    assert g["toy_l2_limit"] > 0.1 * g["toy_a"]  # shrunk, far from zero
+
+
+# --- many weights: subgradient descent against ISTA ------------------------------------
+
+def test_proximal_l1_gives_exact_zeros_where_subgradient_gives_none(g):
+    n_irrelevant = g["sp_d"] - g["sp_k"]
+    assert g["sp_sub_exact_zeros_max"] == 0, "subgradient steps should leave no exact zero"
+    assert g["sp_ista_exact_zeros"] >= 0.8 * n_irrelevant
+    assert g["sp_ista_zeros_on_irrelevant"] >= 0.8 * n_irrelevant
+    assert g["sp_ista_exact_zeros"] <= n_irrelevant + 1  # the true signal is not zeroed
+    assert g["sp_ista_support_kept_runs"] == g["sp_n_seeds"]
+
+
+def test_subgradient_weights_only_jitter_near_zero(g):
+    n_irrelevant = g["sp_d"] - g["sp_k"]
+    # few weights even get below the small threshold; the irrelevant ones stay around
+    # the size of the pull eta * lambda
+    assert g["sp_sub_small"] < 0.5 * n_irrelevant
+    assert g["sp_sub_irrelevant_max"] > g["sp_eta_lam"]
+    assert g["sp_ista_small"] >= g["sp_ista_exact_zeros"]
+
+
+def test_ista_reaches_a_lower_objective(g):
+    assert g["sp_obj_ista"] < 0.97 * g["sp_obj_sub"]
+
+
+# --- geometry ---------------------------------------------------------------------------
+
+def test_l1_solution_is_on_a_corner_and_l2_is_not(g):
+    assert g["geo_l1_w2"] == 0.0 and g["geo_l1_w1"] > 0.5
+    assert g["geo_l2_w1"] > 0.1 and g["geo_l2_w2"] > 0.1
+
+
+# --- lasso against ridge on the diabetes data -------------------------------------------
+
+def test_lasso_zero_counts_grow_along_the_table_and_the_path(g):
+    zeros = g["db_table_zeros"]
+    assert g["db_table_alphas"] == sorted(g["db_table_alphas"])
+    assert all(b >= a for a, b in zip(zeros, zeros[1:])), zeros
+    assert zeros[-1] - zeros[0] >= 4, "the penalty should remove several features"
+    assert zeros[-1] < g["db_d"]
+
+
+def test_lasso_path_zero_count_is_non_decreasing_except_at_sign_changes(g):
+    alphas, zeros = g["db_lasso_path_alphas"], g["db_lasso_path_zeros"]
+    assert alphas == sorted(alphas)
+    assert zeros[0] == 0 and zeros[-1] == g["db_d"]
+    # every coefficient leaving zero as alpha grows is one passing through zero on its way
+    # to the opposite sign, and there are few of them
+    exits = g["db_dip_events"]
+    assert len(exits) == g["db_n_exits"] <= 2
+    assert all(e["sign_flip"] for e in exits)
+    exit_alphas = {e["alpha"] for e in exits}
+    for a_prev, a, z_prev, z in zip(alphas, alphas[1:], zeros, zeros[1:]):
+        if a not in exit_alphas:
+            assert z >= z_prev, f"zero count fell from {z_prev} to {z} at alpha {a:.3g}"
+    # above alpha_max everything is zero, just below it not
+    above = [z for a, z in zip(alphas, zeros) if a >= g["db_alpha_max"]]
+    below = [z for a, z in zip(alphas, zeros) if a < g["db_alpha_max"]]
+    assert above and all(z == g["db_d"] for z in above)
+    assert below[-1] < g["db_d"]
+
+
+def test_ridge_gives_no_zeros(g):
+    assert g["db_ridge_max_zeros"] == 0
+    assert all(z == 0 for z in g["db_ridge_path_zeros"])
+    assert g["db_ridge_min_abs_coef"] > 0.0
+
+
+def test_lasso_keeps_the_known_strong_predictors(g):
+    assert {g["db_first_kept"], g["db_second_kept"]} == {"bmi", "s5"}
+
+
+# --- elastic net ------------------------------------------------------------------------
+
+def test_elastic_net_shares_weight_between_correlated_twins(g):
+    assert g["en_corr"] > 0.95
+    assert g["en_enet_ratio"] > 0.8
+    assert g["en_lasso_ratio"] < 0.5
+    assert g["en_lasso_dropped_runs"] >= 1 and g["en_enet_dropped_runs"] == 0
+    assert g["en_enet_noise_zeros"] == 3
+
+
+# --- Keras: L1 on the first layer finds the irrelevant inputs ---------------------------
+
+def test_noise_inputs_first_layer_norms_collapse_with_l1(g):
+    assert g["kx_n_seeds"] >= 3
+    assert g["kx_l1_noise_median"] < 0.2 * g["kx_l1_informative_median"]
+    assert g["kx_l1_ratio"] < 0.2
+    assert g["kx_l1_separation"] < 0.7
+    assert g["kx_l1_separated_runs"] == g["kx_n_seeds"]
+
+
+def test_without_penalty_noise_inputs_are_used(g):
+    assert g["kx_none_ratio"] > 0.4
+    assert g["kx_none_ratio"] > 5 * g["kx_l1_ratio"]
+
+
+def test_l1_network_generalizes_better(g):
+    assert g["kx_l1_val_mse"] < 0.5 * g["kx_none_val_mse"]
+
+
+def test_keras_l1_weights_are_small_not_exactly_zero(g):
+    assert g["kx_l1_exact_zeros"] <= 0.01 * g["kx_n_weights"]
+    assert g["kx_l1_small"] > 10 * max(g["kx_none_small"], 1)
