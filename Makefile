@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BOOK_FLAGS := -W -n --keep-going
 
-.PHONY: venv book test release bench lab clean
+.PHONY: venv book test release grade bench lab clean
 
 venv: $(STAMP)
 
@@ -26,6 +26,10 @@ test: $(STAMP)
 ## make release: regenerate exercises/ from solutions/
 release: $(STAMP)
 	$(BIN)/reglab release
+
+## make grade SOURCE=solutions/01-overfitting.ipynb SUBMISSIONS=submissions/ OUT=grades/
+grade: $(STAMP)
+	$(BIN)/reglab grade $(SOURCE) $(SUBMISSIONS) --out $(OUT)
 
 ## make bench: time each chapter and exercise solution against its budget
 bench: $(STAMP)

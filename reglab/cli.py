@@ -1,4 +1,5 @@
-"""The ``reglab`` command line: release exercises, make quiz keys, clean notebooks."""
+"""The ``reglab`` command line: release exercises, grade submissions, make quiz keys, clean
+notebooks."""
 
 from __future__ import annotations
 
@@ -53,6 +54,47 @@ def cmd_clean(args) -> int:
     return 0
 
 
+def cmd_grade(args) -> int:
+    from reglab.grade import GradeError, grade
+
+    try:
+        entries = grade(Path(args.source), Path(args.submissions), Path(args.out),
+                        workers=args.workers, seed=args.seed, cell_timeout=args.cell_timeout,
+                        notebook_timeout=args.notebook_timeout, memory_mb=args.memory_mb,
+                        max_megabytes=args.max_megabytes, force=args.force,
+                        dask_address=args.dask, progress=not args.quiet)
+    except GradeError as err:
+        print(f"reglab grade: {err}", file=sys.stderr)
+        return 2
+    counts = {}
+    for entry in entries:
+        counts[entry["status"]] = counts.get(entry["status"], 0) + 1
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    print(f"{len(entries)} submission(s): {summary or 'none'}; wrote {args.out}/grades.csv")
+    return 1 if counts.get("grader-error") else 0
+
+
+def add_grade_parser(sub) -> None:
+    p = sub.add_parser("grade", help="grade a folder of submitted notebooks")
+    p.add_argument("source", help="the instructor notebook, e.g. solutions/01-overfitting.ipynb")
+    p.add_argument("submissions", help="a folder of .ipynb files, or one folder per student")
+    p.add_argument("--out", required=True, help="folder for grades.csv, results, feedback")
+    p.add_argument("--workers", type=int, default=None, help="parallel submissions (cores)")
+    p.add_argument("--cell-timeout", type=float, default=60.0, help="seconds per cell")
+    p.add_argument("--notebook-timeout", type=float, default=600.0,
+                   help="seconds per notebook")
+    p.add_argument("--memory-mb", type=int, default=4096, help="address-space cap per kernel")
+    p.add_argument("--max-megabytes", type=float, default=20.0,
+                   help="larger submissions are not read")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of the hidden inputs (default: picked once per --out folder)")
+    p.add_argument("--force", action="store_true", help="regrade submissions already graded")
+    p.add_argument("--dask", metavar="tcp://HOST:PORT", default=None,
+                   help="run on an existing Dask cluster instead of local processes")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=cmd_grade)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="reglab", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
@@ -64,6 +106,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true",
                    help="write nothing; exit 1 if an exercise is missing or out of date")
     p.set_defaults(run=cmd_release)
+
+    add_grade_parser(sub)
 
     p = sub.add_parser("key", help="print the answer key a quiz self-check compares against")
     p.add_argument("name", help="the answer variable, e.g. q1")

@@ -119,14 +119,16 @@ def _kill_group(process) -> int | None:
 
 
 async def _execute(client: RecordingClient, notebook_timeout: float, env, cwd) -> str | None:
+    start = time.monotonic()
     try:
         await asyncio.wait_for(client.async_execute(env=env, cwd=cwd, stdout=subprocess.DEVNULL,
                                                     stderr=subprocess.DEVNULL),
                                notebook_timeout)
     except asyncio.TimeoutError:
         return "notebook-timeout"
-    except DeadKernelError:
-        return "crashed"
+    except DeadKernelError:  # nbclient also reports its own cancellation (our timeout) so
+        over_time = time.monotonic() - start >= notebook_timeout
+        return "notebook-timeout" if over_time else "crashed"
     return None
 
 
@@ -148,10 +150,13 @@ def run_job(job: dict) -> dict:
         exit_code = _kill_group(client.kernel_process)
     finally:
         shutil.rmtree(home, ignore_errors=True)
+    cells = {str(i): _cell_report(c) for i, c in enumerate(nb.cells) if c.cell_type == "code"}
+    for index in client.timed_out_cells:
+        if str(index) in cells:
+            cells[str(index)]["error"] = {"ename": "CellTimeout", "evalue": "ran too long"}
     return {"stopped": stopped, "exit_code": exit_code, "seconds": time.perf_counter() - start,
             "timed_out_cells": client.timed_out_cells, "dropped_bytes": client.dropped_bytes,
-            "cells": {str(i): _cell_report(c) for i, c in enumerate(nb.cells)
-                      if c.cell_type == "code"}}
+            "cells": cells}
 
 
 def _cell_report(cell) -> dict:
