@@ -1,10 +1,12 @@
 """The student's and the grader's view of every exercise, executed for real."""
 
-import pytest
-from conftest import committed_notebooks
+import shutil
 
-from reglab.checks import GRADING_ENV, RECORD_MIME, SEED_ENV
+import pytest
+from conftest import ROOT, committed_notebooks
+
 from reglab.execute import error_outputs, execute
+from reglab.grade import grade
 from reglab.release import nbgrader_meta
 
 pytestmark = pytest.mark.notebooks
@@ -34,12 +36,14 @@ def test_unsolved_exercise_fails_only_at_graded_cells_saying_why(path):
 
 
 @pytest.mark.parametrize("path", committed_notebooks("solutions"), ids=lambda p: p.name)
-def test_reference_solution_records_every_graded_cell_when_grading(path):
-    nb, _ = execute(path, env={GRADING_ENV: "1", SEED_ENV: "12345"})
-    for cell in nb.cells:
-        if cell.cell_type == "code" and graded(cell):
-            records = [o["data"][RECORD_MIME] for o in cell.outputs
-                       if RECORD_MIME in o.get("data", {})]
-            grade_id = nbgrader_meta(cell)["grade_id"]
-            assert records, f"{grade_id}: records nothing under the grader"
-            assert all("error" not in r for r in records), f"{grade_id}: {records}"
+def test_grader_gives_the_solution_full_marks_and_the_blank_exercise_none(path, tmp_path):
+    submissions = tmp_path / "submissions"
+    submissions.mkdir()
+    shutil.copy(path, submissions / "reference.ipynb")
+    shutil.copy(ROOT / "exercises" / path.name, submissions / "blank.ipynb")
+    entries = {e["student"]: e for e in grade(path, submissions, tmp_path / "out", workers=2,
+                                               seed=12345, progress=False)}
+    solved, blank = entries["reference"], entries["blank"]
+    assert solved["status"] == blank["status"] == "graded", (solved["reason"], blank["reason"])
+    assert solved["total"] == solved["max"] > 0, solved["questions"]
+    assert blank["total"] == 0, blank["questions"]
