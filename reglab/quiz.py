@@ -24,7 +24,8 @@ STYLE = """
 .reglab-choice:hover{border-color:#5a7bbf}
 .reglab-choice.reglab-right{border-color:#2e7d32;background:rgba(46,125,50,.12)}
 .reglab-choice.reglab-wrong{border-color:#c62828;background:rgba(198,40,40,.10)}
-.reglab-feedback{margin:.3em 0;min-height:1.2em}
+.reglab-feedback{min-height:1.2em}
+.reglab-why{margin:.3em 0}
 """
 
 SCRIPT = """
@@ -38,13 +39,10 @@ SCRIPT = """
       question.querySelectorAll(".reglab-choice").forEach(function (b) {
         b.classList.remove("reglab-right", "reglab-wrong");
       });
-      var right = button.dataset.correct === "1";
-      button.classList.add(right ? "reglab-right" : "reglab-wrong");
-      var feedback = question.querySelector(".reglab-feedback");
-      feedback.textContent = (right ? "Right. " : "Not quite. ") + button.dataset.why;
-      if (window.MathJax && window.MathJax.typesetPromise) {
-        window.MathJax.typesetPromise([feedback]);
-      }
+      button.classList.add(button.dataset.correct === "1" ? "reglab-right" : "reglab-wrong");
+      question.querySelectorAll(".reglab-why").forEach(function (p) {
+        p.hidden = p.dataset.choice !== button.dataset.choice;
+      });
     });
   });
 })();
@@ -93,13 +91,19 @@ class Quiz:
         for n, q in enumerate(self.questions, 1):
             parts.append('<div class="reglab-question">')
             parts.append(f'<p class="reglab-prompt">{n}. {html.escape(q.prompt)}</p>')
-            for c in q.choices:
+            for i, c in enumerate(q.choices):
                 parts.append(
-                    f'<button type="button" class="reglab-choice" '
-                    f'data-correct="{int(c.correct)}" data-why="{html.escape(c.why)}">'
-                    f"{html.escape(c.text)}</button>"
+                    f'<button type="button" class="reglab-choice" data-choice="{i}" '
+                    f'data-correct="{int(c.correct)}">{html.escape(c.text)}</button>'
                 )
-            parts.append('<p class="reglab-feedback" aria-live="polite"></p></div>')
+            # Every explanation is in the page from the start (so MathJax typesets it with
+            # the rest); a click shows the one that belongs to the chosen answer.
+            parts.append('<div class="reglab-feedback" aria-live="polite">')
+            for i, c in enumerate(q.choices):
+                verdict = "Right." if c.correct else "Not quite."
+                parts.append(f'<p class="reglab-why" data-choice="{i}" hidden>'
+                             f"{verdict} {html.escape(c.why)}</p>")
+            parts.append("</div></div>")
         parts.append(f"<script>{SCRIPT % {'id': self.id}}</script></div>")
         return "\n".join(parts)
 

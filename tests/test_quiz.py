@@ -26,6 +26,9 @@ def test_html_is_deterministic_self_contained_and_escaped():
     assert page.count('class="reglab-choice"') == 4
     assert page.count('data-correct="1"') == 2
     assert page.count("<script>") == 1
+    assert page.count('class="reglab-why"') == 4, "every explanation is in the page"
+    assert page.count(" hidden>") == 4, "and hidden until its answer is clicked"
+    assert "<p class=\"reglab-why\" data-choice=\"0\" hidden>Right. corners of the diamond</p>" in page
 
 
 def test_plain_text_lists_questions_and_options():
