@@ -69,6 +69,7 @@ def configure_tensorflow() -> None:
     """One intra-op and one inter-op thread, set before TensorFlow's runtime starts."""
     import tensorflow as tf
 
+    tf.get_logger().setLevel("ERROR")  # e.g. retracing warnings on stderr would reach the book
     try:
         tf.config.threading.set_intra_op_parallelism_threads(1)
         tf.config.threading.set_inter_op_parallelism_threads(1)
