@@ -1,0 +1,120 @@
+"""Chapter 05 teaches what its executed cells show: the claims in its prose, with margins.
+
+Every value comes from the chapter's own `glue` calls (medians over seeds), read from the
+notebook the book build executed.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.book
+
+NOTEBOOK = "notebooks/05-early-stopping.ipynb"
+
+
+@pytest.fixture(scope="module")
+def g(glued) -> dict:
+    return glued(NOTEBOOK)
+
+
+# --- the label-noise experiment --------------------------------------------------------
+
+def test_the_corruption_is_the_stated_fraction(g):
+    assert g["n_corrupted"] == round(g["noise_fraction"] * g["n_train"])
+    assert g["noise_fraction"] == pytest.approx(0.4)
+
+
+def test_noisy_labels_are_memorized(g):
+    # training accuracy against the noisy labels ends far above the 60% a digit-recognizer
+    # could reach on them
+    assert g["noisy_train_acc"] > 0.95
+    assert g["clean_train_acc"] > 0.95
+
+
+def test_noisy_validation_accuracy_peaks_early_and_falls(g):
+    assert g["noisy_peak_epoch"] <= 0.3 * g["epochs"]
+    assert g["noisy_val_loss_min_epoch"] <= 0.4 * g["epochs"]
+    assert g["noisy_peak"] > 0.8
+    assert g["noisy_drop"] > 0.1
+    assert g["noisy_final"] < g["noisy_peak"] - 0.1
+    assert g["noisy_val_loss_ratio"] > 1.5
+
+
+def test_clean_label_drop_is_much_smaller(g):
+    assert g["clean_drop"] < 0.03
+    assert g["clean_drop"] < 0.25 * g["noisy_drop"]
+    assert g["clean_final"] > g["noisy_final"] + 0.15
+
+
+# --- Keras's EarlyStopping on the noisy labels -----------------------------------------
+
+def test_restored_model_beats_the_final_one_by_a_clear_margin(g):
+    assert g["es_gain"] > 0.08
+    assert g["es_restored_val_acc"] > g["es_final_val_acc"] + 0.08
+    assert g["es_gain_points"] == pytest.approx(100 * g["es_gain"])
+    assert g["es_below_peak_points"] < 5
+
+
+def test_callback_stops_early_and_patience_epochs_after_the_best(g):
+    assert g["es_epochs_run"] < 0.6 * g["epochs"]
+    for stop, best in zip(g["es_stopped_epochs"], g["es_best_epochs"]):
+        assert stop - best == g["patience"]
+    assert g["es_same_path"] == 1  # the run with the callback retraced the run without it
+
+
+def test_restored_model_ignores_the_planted_labels(g):
+    assert g["es_final_memorized"] > 0.9
+    assert g["es_restored_memorized"] < 0.3
+    assert g["es_restored_true"] > 0.6
+    assert g["es_final_true"] < 0.1
+
+
+def test_the_test_set_confirms_the_restored_model(g):
+    assert g["es_test_acc"] > 0.8
+    assert abs(g["es_val_minus_test_points"]) < 8
+
+
+# --- the hand-written rule against keras.callbacks.EarlyStopping -----------------------
+
+def test_hand_written_loop_agrees_with_keras_on_every_history(g):
+    assert g["n_histories"] == g["n_cases"] + g["n_random"] + g["n_seeds"]
+    assert g["n_agree"] == g["n_histories"]
+    assert g["n_replay_agree"] == g["n_seeds"]
+
+
+def test_edge_cases_behave_as_the_prose_says(g):
+    cases = g["case_results"]  # name -> [[ours stop, ours best], [keras stop, keras best]]
+    for ours, theirs in cases.values():
+        assert ours == theirs
+    stop = {name: value[1][0] for name, value in cases.items()}  # -1: never stopped
+    best = {name: value[1][1] for name, value in cases.items()}
+    assert stop["the same, patience 0"] == stop["the same, patience 1"]
+    assert stop["small gains, no min_delta"] == -1
+    assert stop["small gains, min_delta"] != -1
+    assert (stop["never improves"], best["never improves"]) == (3, 0)
+    assert stop["never improves, large patience"] == -1
+    assert stop["best at the last epoch"] == -1 and best["best at the last epoch"] == 5
+    assert stop["flat: ties are not improvements"] == 2
+    assert stop["warm-up ignored"] > stop["no warm-up"]
+
+
+# --- early stopping against ridge for a linear model -----------------------------------
+
+def test_weight_norm_grows_with_the_steps(g):
+    norms = g["lin_norms"]
+    assert all(b > a for a, b in zip(norms, norms[1:]))
+    ridge = g["lin_norms_ridge"]
+    assert all(b > a for a, b in zip(ridge, ridge[1:]))
+
+
+def test_early_stopped_solution_resembles_ridge_at_one_over_eta_tau(g):
+    assert g["lin_rel_dist"] < 0.35
+    assert g["lin_rel_dist"] < 0.6 * min(g["lin_rel_dist_10x"], g["lin_rel_dist_01x"])
+    assert 0.2 < g["lin_best_c"] < 5
+    assert 0.1 < g["lin_best_c_lo"] <= g["lin_best_c"] <= g["lin_best_c_hi"] < 10
+
+
+def test_stopping_early_beats_running_to_least_squares(g):
+    assert g["lin_val_best"] < 0.8 * g["lin_val_ls"]
+    assert g["lin_val_best"] == pytest.approx(g["lin_val_ridge_best"], rel=0.25)
