@@ -1,0 +1,146 @@
+"""Chapter 07 teaches what its executed cells show: the claims in its prose, with margins.
+
+Every value comes from the chapter's own `glue` calls (medians over seeds where there is
+randomness), read from the notebook the book build executed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+pytestmark = pytest.mark.book
+
+NOTEBOOK = "notebooks/07-batch-normalization.ipynb"
+
+
+@pytest.fixture(scope="module")
+def g(glued) -> dict:
+    return glued(NOTEBOOK)
+
+
+# --- conventions ---------------------------------------------------------------------------
+
+def test_the_stated_library_defaults(g):
+    assert g["keras_default_momentum"] == pytest.approx(0.99)
+    assert g["keras_default_eps"] == pytest.approx(1e-3)
+    assert g["torch_default_momentum"] == pytest.approx(0.1)
+    assert g["torch_default_eps"] == pytest.approx(1e-5)
+    assert g["keras_window_099"] == pytest.approx(100)
+    assert g["init_weight_099"] == pytest.approx(0.99 ** g["steps_per_epoch_example"])
+
+
+# --- NumPy layer: gradient check and the match with Keras ----------------------------------
+
+def test_backward_pass_passes_the_gradient_check(g):
+    assert g["grad_rel_err_max"] < 1e-7
+    for name in ("x", "gamma", "beta"):
+        assert g[f"grad_rel_err_{name}"] <= g["grad_rel_err_max"]
+    # the check can fail: treating the batch statistics as constants is caught
+    assert g["grad_rel_err_naive"] > 1e-2
+    assert g["grad_dx_column_sum"] < 1e-10
+
+
+def test_numpy_matches_keras_in_both_modes_running_statistics_included(g):
+    assert g["keras_match_steps"] >= 3
+    for key in ("train", "moving_mean", "moving_var", "infer"):
+        assert g[f"keras_diff_{key}"] < 1e-5, key
+
+
+def test_keras_stores_the_biased_variance(g):
+    assert g["keras_var_vs_biased"] < 1e-5
+    assert g["keras_var_vs_unbiased"] > 1e-2
+
+
+def test_pytorch_momentum_is_one_minus_keras_momentum(g):
+    assert g["torch_as_keras_momentum"] == pytest.approx(0.9)
+    assert g["torch_keras_mean_diff"] < 1e-5
+    m = g["keras_match_m"]
+    assert g["torch_var_factor"] == pytest.approx(m / (m - 1))
+    assert g["torch_keras_var_ratio"] == pytest.approx(m / (m - 1), rel=1e-4)
+
+
+def test_a_frozen_keras_layer_runs_in_inference_mode(g):
+    assert g["frozen_vs_infer"] < 1e-5
+    assert g["frozen_update"] == 0.0
+
+
+def test_a_bias_before_batch_norm_changes_nothing(g):
+    assert g["bias_effect"] < 1e-10
+
+
+def test_batch_norm_folds_into_the_dense_layer_at_inference(g):
+    assert g["fold_max_diff"] < 1e-4
+    assert g["fold_out_scale"] > 0.1  # a real comparison, not two zeros
+
+
+# --- batch size: noise and the train/inference gap -----------------------------------------
+
+def test_noise_and_gap_shrink_with_the_batch_size(g):
+    assert g["noise_m_small"] < g["noise_m_large"]
+    assert g["noise_small"] > 3 * g["noise_large"]
+    # roughly like one over the square root of the batch size
+    assert g["noise_ratio"] == pytest.approx(g["noise_sqrt_ratio"], rel=0.3)
+    assert g["gap_small"] > 5 * g["gap_large"]
+
+
+def test_small_batches_underestimate_the_variance_by_m_minus_1_over_m(g):
+    assert g["var_ratio_small"] == pytest.approx(g["var_ratio_small_theory"], abs=0.05)
+    assert g["var_ratio_small"] < 0.9
+
+
+# --- experiment (a): deep ReLU network and the initial weight scale ------------------------
+
+def test_activations_fade_or_explode_without_batch_norm_only(g):
+    assert g["init_factor_measured"] == pytest.approx(g["init_factor_predicted"], rel=0.3)
+    assert g["init_std_last_small_nobn"] < 1e-5
+    assert g["init_std_last_large_nobn"] > 1e3
+    for name in ("mid", "large"):
+        assert g[f"init_std_last_{name}_bn"] == pytest.approx(g["relu_gauss_std"], abs=0.05)
+    # epsilon takes a visible bite at the smallest scale, as the prose says
+    assert 0.2 < g["init_std_last_small_bn"] < g["init_std_last_mid_bn"] - 0.05
+
+
+def test_experiment_a_is_a_median_over_seeds(g):
+    assert g["deep_n_seeds"] >= 3
+    assert g["deep_depth"] >= 6
+
+
+def test_batch_norm_rescues_the_smallest_initial_scale(g):
+    assert g["deep_acc_nobn_small"] < 0.3
+    assert g["deep_loss_nobn_small"] == pytest.approx(math.log(10), abs=0.05)
+    assert g["deep_acc_bn_small"] > 0.85
+    assert g["deep_min_acc_bn_small"] > 0.8
+    assert g["deep_acc_gain_small"] > 0.5
+
+
+def test_batch_norm_wins_at_every_scale(g):
+    # with a sensible scale the gain is small; at the large scale it is still clear
+    assert g["deep_acc_gain_mid"] > -0.01
+    assert g["deep_acc_gain_mid"] < g["deep_acc_gain_small"]
+    assert g["deep_acc_gain_large"] > 0.02
+    assert g["deep_acc_nobn_mid"] > 0.8  # the plain network does train at a sensible scale
+    assert g["deep_acc_bn_large"] < g["deep_acc_bn_mid"]  # BN does not make scale irrelevant
+
+
+# --- experiment (b): sigmoid network at a high learning rate -------------------------------
+
+def test_batch_norm_is_far_ahead_after_one_epoch(g):
+    assert g["speed_acc1_bn"] > 0.75
+    assert g["speed_min_acc1_bn"] > 0.6
+    assert g["speed_acc1_bn"] > g["speed_acc1_nobn"] + 0.4
+    assert g["speed_max_acc1_nobn"] < g["speed_min_acc1_bn"]
+
+
+def test_batch_norm_reaches_the_target_in_far_fewer_epochs(g):
+    assert g["speed_epochs_bn"] <= 3
+    assert g["speed_epochs_max_bn"] <= 3
+    assert g["speed_epochs_nobn"] >= 2 * g["speed_epochs_bn"]
+    assert g["speed_epoch_ratio"] >= 2
+
+
+def test_the_plain_sigmoid_network_gets_there_given_time(g):
+    assert g["speed_epochs_nobn"] <= g["speed_epochs"]
+    assert g["speed_acc_final_nobn"] > g["speed_target"] - 0.03
+    assert abs(g["speed_acc_final_bn"] - g["speed_acc_final_nobn"]) < 0.08
