@@ -297,12 +297,25 @@ def run_tasks(tasks: list[dict], workers: int, dask_address: str | None):
             yield _result_or_error(future, owner[future])
 
 
+def _retry(task: dict):
+    """A finished future for one more attempt at a task that failed inside the grader."""
+    from concurrent.futures import Future
+
+    future = Future()
+    try:
+        future.set_result(grade_task(task))
+    except Exception as err:
+        future.set_exception(err)
+    return future
+
+
 def _result_or_error(future, task: dict) -> dict:
     try:
         return future.result()
     except Exception as err:  # a grader bug or a lost Dask worker: retried on the next run
+        detail = f"{type(err).__name__}: {err}"[:200]
         return {"student": task["student"], "key": task["key"], "status": GRADER_ERROR,
-                "reason": f"the grader itself failed ({type(err).__name__}); run it again",
+                "reason": f"the grader itself failed ({detail}); run it again",
                 "questions": [], "total": 0.0, "max": 0.0, "seconds": 0.0}
 
 
@@ -335,6 +348,11 @@ def grade(source: Path, submissions: Path, out: Path, *, workers: int | None = N
     grade_ids = [g for _, g, _ in graded]
     for entry in _with_progress(run_tasks(todo, workers or os.cpu_count() or 1, dask_address),
                                 len(todo), progress):
+        done[entry["student"]] = entry
+        append_result(results_path, entry)
+        write_feedback(out, entry)
+    for task in [t for t in todo if done[t["student"]]["status"] == GRADER_ERROR]:
+        entry = _result_or_error(_retry(task), task)  # once more, on its own, in this process
         done[entry["student"]] = entry
         append_result(results_path, entry)
         write_feedback(out, entry)
