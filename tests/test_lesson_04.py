@@ -1,0 +1,170 @@
+"""Chapter 04 teaches what its executed cells show: the claims in its prose, with margins.
+
+Every value comes from the chapter's own `glue` calls (medians over seeds for the trained
+networks), read from the notebook the book build executed.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.book
+
+NOTEBOOK = "notebooks/04-dropout.ipynb"
+
+
+@pytest.fixture(scope="module")
+def g(glued) -> dict:
+    return glued(NOTEBOOK)
+
+
+# --- inverted dropout and the practice item -----------------------------------------------
+
+def test_practice_item_h3_p06_gives_5_or_0_with_mean_3(g):
+    assert g["pr_h"] == 3.0 and g["pr_p"] == 0.6
+    assert g["pr_kept_value"] == pytest.approx(5.0, abs=1e-12)
+    assert g["pr_prob_kept"] == pytest.approx(0.6, abs=1e-12)
+    assert g["pr_prob_dropped"] == pytest.approx(0.4, abs=1e-12)
+    assert g["pr_mean"] == pytest.approx(3.0, abs=1e-12)
+    assert g["pr_var"] == pytest.approx(6.0, abs=1e-12)  # (1 - p) / p * h**2
+
+
+def test_simulated_unit_matches_the_distribution(g):
+    assert g["pr_n_draws"] >= 100_000
+    assert g["pr_emp_values"] == [0.0, 5.0]
+    assert g["pr_std_error"] == pytest.approx((6.0 / g["pr_n_draws"]) ** 0.5, rel=1e-9)
+    # the empirical mean of h~ is h within 4 standard errors (the stated tolerance)
+    assert abs(g["pr_emp_mean"] - 3.0) < 4 * g["pr_std_error"]
+    assert g["pr_emp_err_in_se"] < 4
+    assert abs(g["pr_emp_frac_kept"] - 0.6) < 4 * (0.24 / g["pr_n_draws"]) ** 0.5
+    assert g["pr_emp_var"] == pytest.approx(6.0, rel=0.02)
+
+
+def test_keras_rate_is_the_drop_probability(g):
+    assert g["km_practice_rate"] == pytest.approx(0.4)
+    assert g["km_practice_values"] == [0.0, 5.0]
+    assert abs(g["km_practice_frac_kept"] - 0.6) < 0.003  # the keep probability, not the rate
+    assert abs(g["km_practice_mean"] - 3.0) < 0.01
+    assert g["km_rate_02"] == 0.2
+    assert abs(g["km_kept_02"] - 0.8) < 0.003  # Dropout(0.2) keeps 80%
+
+
+def test_inference_is_the_identity(g):
+    assert g["km_practice_infer_diff"] == 0.0
+    assert g["km_practice_default_diff"] == 0.0
+
+
+def test_original_dropout_trains_at_p_times_h(g):
+    assert abs(g["orig_mean"] - 1.8) < 0.01
+    assert g["orig_test_output"] == pytest.approx(1.8, abs=1e-12)
+
+
+# --- backward pass and the match with Keras ------------------------------------------------
+
+def test_gradient_check_passes_and_catches_the_usual_mistakes(g):
+    assert g["gc_rel_err"] < 1e-8  # CS231n's standard is about 1e-9 or less
+    p = g["gc_p"]
+    assert g["gc_rel_err_no_scale"] == pytest.approx((1 - p) / (1 + p), rel=1e-6)
+    assert g["gc_rel_err_new_mask"] > 0.5
+
+
+def test_numpy_layer_matches_keras_dropout_given_its_mask(g):
+    assert g["km_fwd_max_diff"] < 1e-6
+    assert g["km_bwd_max_diff"] < 1e-6
+    assert g["km_ratio_min"] == pytest.approx(1 / (1 - g["km_rate"]), rel=1e-9)
+    assert g["km_ratio_max"] == pytest.approx(1 / (1 - g["km_rate"]), rel=1e-9)
+    assert abs(g["km_frac_kept"] - g["km_p"]) < 0.02
+    assert g["km_new_mask_frac"] > 0.1  # a fresh mask at every call
+
+
+def test_relu_commutes_with_the_mask(g):
+    assert g["relu_order_max_diff"] == 0.0
+
+
+def test_thinned_network_count(g):
+    n = g["ens_n_inputs"] + 2 * g["ens_units_per_layer"]
+    assert g["ens_n_units"] == n == 1088
+    assert g["ens_count_digits"] == len(str(2**n))
+
+
+# --- the experiment: chapter 01's large network four ways ------------------------------------
+
+def test_setting_is_chapter_01_large_network(g):
+    assert g["exp_units"] == 512 and g["exp_n_layers"] == 2
+    assert g["exp_n_train"] == 300
+    assert g["exp_n_seeds"] >= 3
+    assert g["exp_keep"] == pytest.approx(1 - g["exp_rate"])
+    assert g["exp_input_keep"] == pytest.approx(1 - g["exp_input_rate"])
+    assert g["exp_input_rate"] < g["exp_rate"]  # inputs get the smaller drop probability
+
+
+def test_unregularized_network_overfits(g):
+    assert g["exp_none_val_min_epoch"] <= 0.5 * g["exp_epochs"]
+    assert g["exp_none_val_final"] > 1.3 * g["exp_none_val_min"]
+
+
+def test_dropout_lowers_the_validation_loss_by_a_clear_margin(g):
+    # the median minimum at least 7% lower, and lower in every seed
+    assert g["exp_dropout_val_min"] < 0.93 * g["exp_none_val_min"]
+    assert g["exp_dropout_wins"] == g["exp_n_seeds"]
+    assert g["exp_dropout_gain"] == pytest.approx(
+        1 - g["exp_dropout_val_min"] / g["exp_none_val_min"])
+    # the final value at least 30% lower, in every seed
+    assert g["exp_dropout_val_final"] < 0.7 * g["exp_none_val_final"]
+    assert g["exp_dropout_wins_final"] == g["exp_n_seeds"]
+    # its minimum comes later, and the curve is still close to it at the end
+    assert g["exp_dropout_val_min_epoch"] > 2 * g["exp_none_val_min_epoch"]
+    assert g["exp_dropout_val_final"] < 1.3 * g["exp_dropout_val_min"]
+
+
+def test_l2_does_not_help_the_best_epoch_but_stops_the_rise(g):
+    assert 0.95 < g["exp_L2_min_ratio"] < 1.1
+    assert g["exp_L2_val_final"] < 0.7 * g["exp_none_val_final"]
+    assert g["exp_L2_val_final"] < 1.05 * g["exp_L2_val_min"]
+    assert g["exp_L2_val_min_epoch"] >= 0.75 * g["exp_epochs"]  # still falling late
+
+
+def test_both_together_beat_none_and_match_dropout_alone(g):
+    assert g["exp_both_val_min"] < g["exp_none_val_min"]
+    assert g["exp_both_wins"] == g["exp_n_seeds"]
+    assert g["exp_both_val_final"] < 0.7 * g["exp_none_val_final"]
+    assert g["exp_both_wins_final"] == g["exp_n_seeds"]
+    assert g["exp_both_vs_dropout"] == pytest.approx(
+        g["exp_both_val_min"] / g["exp_dropout_val_min"])
+    assert 0.85 < g["exp_both_vs_dropout"] < 1.2  # "about the same as dropout alone"
+
+
+def test_accuracies_move_much_less_than_the_losses(g):
+    accs = [g[f"exp_{name}_acc_at_min"] for name in ("none", "L2", "dropout", "both")]
+    assert max(accs) - min(accs) < 0.05
+    assert all(a > 0.85 for a in accs)
+
+
+# --- the ensemble reading ------------------------------------------------------------------
+
+def test_full_network_decides_like_the_average_of_thinned_networks(g):
+    assert g["mc_T"] >= 16
+    assert g["mc_agree"] >= 0.97
+    assert abs(g["mc_avg_acc"] - g["mc_full_acc"]) <= 0.02
+
+
+def test_full_network_is_close_to_the_geometric_mean(g):
+    assert g["mc_geo_prob_diff"] < 0.01
+    assert g["mc_prob_diff_ratio"] == pytest.approx(g["mc_prob_diff"] / g["mc_geo_prob_diff"])
+    assert g["mc_prob_diff_ratio"] > 2
+    assert 0.8 < g["mc_geo"] / g["mc_full"] < 1.25
+    assert g["mc_avg"] > g["mc_geo"]  # here the arithmetic average is the worse-calibrated
+
+
+def test_a_single_thinned_network_is_much_worse(g):
+    assert g["mc_single"] > 1.5 * g["mc_full"]
+    assert g["mc_single"] > 1.2 * g["mc_avg"]
+    assert g["mc_single_acc"] < g["mc_full_acc"] - 0.02
+
+
+# --- the big picture: dropout on a linear model is a data-scaled L2 penalty ------------------
+
+def test_linear_dropout_expected_loss_is_loss_plus_scaled_l2(g):
+    assert g["lin_n_masks"] == 2 ** g["lin_d"]
+    assert g["lin_abs_diff"] < 1e-9 * g["lin_expected"]
+    assert g["lin_expected"] == pytest.approx(g["lin_formula"], rel=1e-10)
