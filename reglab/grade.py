@@ -23,9 +23,7 @@ import json
 import os
 import re
 import secrets
-import subprocess
 import sys
-import tempfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,6 +31,7 @@ from pathlib import Path
 import nbformat
 
 from reglab import grade_merge as merge
+from reglab import grade_workers
 from reglab.grade_judge import feedback_html, judge_cell
 from reglab.release import write_atomically
 
@@ -58,23 +57,11 @@ class Settings:
 # ---------------------------------------------------------------- running one notebook
 
 def run_isolated(notebook, graded: list[int], settings: Settings) -> dict:
-    """Run a merged notebook in a fresh worker process (and kernel); return its report."""
-    nonce = secrets.token_hex(16)
-    job = {"nonce": nonce, "notebook": notebook, "graded": graded, "seed": settings.seed,
+    """Run a merged notebook in a fresh kernel, driven by a reused worker process."""
+    job = {"notebook": notebook, "graded": graded, "seed": settings.seed,
            "cell_timeout": settings.cell_timeout, "memory_mb": settings.memory_mb,
            "notebook_timeout": settings.notebook_timeout}
-    try:
-        done = subprocess.run([sys.executable, "-m", "reglab.grade_run"],
-                              input=json.dumps(job), capture_output=True, text=True,
-                              timeout=settings.notebook_timeout + 60, start_new_session=True,
-                              cwd=tempfile.gettempdir())
-    except subprocess.TimeoutExpired:
-        return {"stopped": "notebook-timeout", "cells": {}, "timed_out_cells": []}
-    for line in reversed(done.stdout.splitlines()):
-        if line.startswith(nonce):
-            return json.loads(line[len(nonce):])
-    return {"stopped": "worker-died", "exit_code": done.returncode, "cells": {},
-            "timed_out_cells": []}
+    return grade_workers.run_job(job, deadline=settings.notebook_timeout + 60)
 
 
 # ---------------------------------------------------------------- the reference
@@ -291,7 +278,7 @@ def run_tasks(tasks: list[dict], workers: int, dask_address: str | None):
             for future in dask_completed(futures):
                 yield _result_or_error(future, owner[future.key])
         return
-    with ThreadPoolExecutor(max_workers=workers) as pool:  # each task runs its own process
+    with ThreadPoolExecutor(max_workers=workers) as pool:  # each task drives its own kernel
         owner = {pool.submit(grade_task, t): t for t in tasks}
         for future in as_completed(owner):
             yield _result_or_error(future, owner[future])

@@ -1,10 +1,11 @@
 """Run one merged notebook in an isolated kernel and report what its cells recorded.
 
 ``python -m reglab.grade_run`` reads a job from stdin (JSON: a nonce, the notebook, the
-indices of graded cells, limits, seed) and prints one line ``NONCE{json}``. The kernel runs
-in a fresh empty folder with a minimal environment (nothing that points at SOURCE, the
-submissions or the output folder) under an address-space limit; it never writes to this
-process's stdout. Of its outputs only recordings of graded cells and error names are kept:
+indices of graded cells, limits, seed) and prints one line ``NONCE{json}``; with ``--serve``
+it does so for one job per line until stdin closes (see :mod:`reglab.grade_workers`). The
+kernel is forked from a warm template (:mod:`reglab.grade_fork`) into a fresh empty folder
+with a minimal environment (nothing that points at SOURCE, the submissions or the output
+folder) under an address-space limit; it never writes to this process's stdout. Of its outputs only recordings of graded cells and error names are kept:
 everything else (prints, plots, floods) is counted and dropped.
 
 This is not a sandbox: the kernel runs as the grader's user. Run the grader in a container
@@ -24,37 +25,15 @@ import tempfile
 import time
 
 import nbformat
-from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
 from reglab.checks import GRADING_ENV, RECORD_MIME, SEED_ENV
+from reglab.grade_fork import ForkingKernelManager
 
 MAX_RECORDS_PER_CELL = 200
 MAX_RECORD_BYTES = 1_000_000
 MAX_EVALUE_CHARS = 300
-_LIMITED_KERNEL = """\
-import resource, sys
-limit = int(sys.argv.pop(1))
-if limit > 0:
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-sys.argv[0] = "reglab-grading-kernel"
-from ipykernel.kernelapp import launch_new_instance
-launch_new_instance()
-"""
-
-
-class LimitedKernelManager(AsyncKernelManager):
-    """An IPython kernel of this Python started under an address-space limit."""
-
-    memory_bytes = 0
-
-    def format_kernel_cmd(self, extra_arguments=None):
-        return [sys.executable, "-c", _LIMITED_KERNEL, str(self.memory_bytes),
-                "-f", self.connection_file, *(extra_arguments or [])]
-
-
 class RecordingClient(NotebookClient):
     """Keeps only recordings from graded cells and error names; counts dropped output."""
 
@@ -94,16 +73,6 @@ def kernel_env(home: str, seed: int) -> dict[str, str]:
             "TMPDIR": home, GRADING_ENV: "1", SEED_ENV: str(seed)}
 
 
-def _copy_font_cache(home: str) -> None:
-    """Give the kernel a copy of the font list, so matplotlib does not rebuild it (slow)."""
-    target = os.path.join(home, ".matplotlib")
-    os.makedirs(target, exist_ok=True)
-    cache = os.environ.get("MPLCONFIGDIR") or os.path.expanduser("~/.cache/matplotlib")
-    for name in os.listdir(cache) if os.path.isdir(cache) else []:
-        if name.startswith("fontlist") and name.endswith(".json"):
-            shutil.copy(os.path.join(cache, name), target)
-
-
 def _kill_group(process) -> int | None:
     """Kill the kernel and whatever it started in its session; return its exit code."""
     if process is None:
@@ -136,7 +105,7 @@ def run_job(job: dict) -> dict:
     nb = nbformat.from_dict(job["notebook"])
     graded = set(job["graded"])
     home = tempfile.mkdtemp(prefix="grading-")
-    km = LimitedKernelManager(kernel_name="python3")
+    km = ForkingKernelManager(kernel_name="python3")
     km.memory_bytes = int(job["memory_mb"]) * 2**20
     client = RecordingClient(nb, graded, km=km, timeout=job["cell_timeout"], allow_errors=True,
                              interrupt_on_timeout=True, kernel_name="python3",
@@ -144,7 +113,6 @@ def run_job(job: dict) -> dict:
                                                "evalue": "the cell ran too long"})
     start = time.perf_counter()
     try:
-        _copy_font_cache(home)
         stopped = asyncio.run(_execute(client, job["notebook_timeout"],
                                        kernel_env(home, job["seed"]), home))
         exit_code = _kill_group(client.kernel_process)
@@ -167,7 +135,29 @@ def _cell_report(cell) -> dict:
             "error": errors[0] if errors else None}
 
 
+def serve() -> None:
+    """``--serve``: one job per line on stdin, one ``NONCE{json}`` answer line per job.
+
+    A failure of the runner itself (not of the student's kernel) is answered as
+    ``{"grader_error": ...}`` and the worker goes on with the next job.
+    """
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        job = json.loads(line)
+        nonce = job.pop("nonce")
+        try:
+            result = run_job(job)
+        except Exception as err:  # reported to the grader, which retries the submission
+            result = {"grader_error": f"{type(err).__name__}: {err}"[:300]}
+        sys.stdout.write(nonce + json.dumps(result) + "\n")
+        sys.stdout.flush()
+
+
 def main() -> None:
+    if sys.argv[1:] == ["--serve"]:
+        serve()
+        return
     job = json.loads(sys.stdin.read())
     nonce = job.pop("nonce")
     result = run_job(job)

@@ -9,6 +9,7 @@ import pytest
 from conftest import ROOT
 
 from reglab import grade_merge as merge
+from reglab import grade_workers
 from reglab.grade import find_submissions, grade, parse_submission
 from reglab.grade_judge import HIDDEN_FAILED, feedback_html, judge_cell
 
@@ -166,3 +167,32 @@ def test_dask_local_cluster_gives_identical_grades(graded_class):
         on_dask = grade(SOURCE, subs, root / "dask-out", seed=99, progress=False,
                         dask_address=cluster.scheduler_address)
     assert plain(on_dask) == plain(entries)
+
+
+def tiny_job(code: str, notebook_timeout: float = 60.0) -> dict:
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    return {"notebook": nb, "graded": [0], "seed": 1, "cell_timeout": 30,
+            "memory_mb": 2048, "notebook_timeout": notebook_timeout}
+
+
+def test_a_worker_serves_many_jobs_each_in_a_fresh_kernel():
+    worker = grade_workers.Worker()
+    try:
+        pids = []
+        for _ in range(2):
+            report = worker.run(tiny_job("import os\nassert 'leftover' not in globals()\n"
+                                         "leftover = os.getpid()\nraise ValueError(leftover)"),
+                                deadline=60)
+            pids.append(report["cells"]["0"]["error"]["evalue"])
+        assert worker.alive()
+        assert pids[0] != pids[1]  # a new kernel per job: nothing carries over
+    finally:
+        worker.kill()
+
+
+def test_a_hung_worker_is_killed_and_the_pool_replaces_it():
+    worker = grade_workers.Worker()
+    report = worker.run(tiny_job("import time\ntime.sleep(60)", notebook_timeout=60), deadline=3)
+    assert report["stopped"] == "notebook-timeout" and not worker.alive()
+    report = grade_workers.run_job(tiny_job("x = 1"), deadline=60)
+    assert report["stopped"] is None and report["cells"]["0"]["error"] is None
