@@ -196,3 +196,28 @@ def test_a_hung_worker_is_killed_and_the_pool_replaces_it():
     assert report["stopped"] == "notebook-timeout" and not worker.alive()
     report = grade_workers.run_job(tiny_job("x = 1"), deadline=60)
     assert report["stopped"] is None and report["cells"]["0"]["error"] is None
+
+
+def test_a_forked_kernel_gets_only_the_jobs_environment_folder_and_memory_limit():
+    code = ("import os, resource\n"
+            "allowed = {'PATH', 'HOME', 'LANG', 'MPLBACKEND', 'MPLCONFIGDIR', 'TMPDIR',\n"
+            "           'REGLAB_GRADING', 'REGLAB_SEED',  # the job's, then ipykernel's own:\n"
+            "           'CLICOLOR', 'CLICOLOR_FORCE', 'FORCE_COLOR', 'GIT_PAGER', 'PAGER', 'TERM',\n"
+            "           'PYDEVD_USE_FRAME_EVAL'}\n"
+            "extra = sorted(k for k in os.environ if k not in allowed and not k.startswith('JPY_'))\n"
+            "raise ValueError(repr((extra, os.getcwd() == os.environ['HOME'],\n"
+            "                       os.environ['REGLAB_SEED'], os.getsid(0) == os.getpid(),\n"
+            "                       resource.getrlimit(resource.RLIMIT_AS)[0] >> 20)))")
+    report = grade_workers.run_job(tiny_job(code), deadline=60)
+    assert report["cells"]["0"]["error"]["evalue"] == "([], True, '1', True, 2048)"
+
+
+def test_the_kernel_template_holds_no_thread_when_it_forks():
+    import subprocess
+    import sys
+
+    probe = ("import importlib, threading\nfrom reglab.grade_fork import PRELOAD\n"
+             "[importlib.import_module(m) for m in PRELOAD]\nprint(threading.active_count())")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True, env={"MPLBACKEND": "Agg", "PATH": "/usr/bin:/bin"})
+    assert out.stdout.strip() == "1"
