@@ -166,11 +166,16 @@ class Template:
             return -signal.SIGKILL if self.gone else None
 
     def stop(self) -> None:
+        """End of input: the template reaps its children and exits (killed if it lingers)."""
         try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.process.wait()
+            self.process.stdin.close()
+            self.process.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            self.process.wait()
 
 
 class ForkedKernel:
@@ -216,6 +221,13 @@ def template() -> Template:
     if _template is None or _template.gone or _template.process.poll() is not None:
         _template = Template()
     return _template
+
+
+def stop_template() -> None:
+    global _template
+    if _template is not None:
+        _template.stop()
+        _template = None
 
 
 class ForkingKernelManager(AsyncKernelManager):

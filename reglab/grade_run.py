@@ -29,7 +29,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
 from reglab.checks import GRADING_ENV, RECORD_MIME, SEED_ENV
-from reglab.grade_fork import ForkingKernelManager
+from reglab.grade_fork import ForkingKernelManager, stop_template
 
 MAX_RECORDS_PER_CELL = 200
 MAX_RECORD_BYTES = 1_000_000
@@ -152,6 +152,7 @@ def serve() -> None:
             result = {"grader_error": f"{type(err).__name__}: {err}"[:300]}
         sys.stdout.write(nonce + json.dumps(result) + "\n")
         sys.stdout.flush()
+    stop_template()
 
 
 def main() -> None:

@@ -69,6 +69,14 @@ class Worker:
                     raise WorkerFailed(report["grader_error"])
                 return report
 
+    def stop(self) -> None:
+        """Close its input: it stops its kernel template and exits (killed if it lingers)."""
+        try:
+            self.process.stdin.close()
+            self.process.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            self.kill()
+
     def kill(self) -> None:
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
@@ -119,6 +127,6 @@ def shutdown() -> None:
     with _lock:
         workers, _all[:] = list(_all), []
     for worker in workers:
-        worker.kill()
+        worker.stop()
     while not _idle.empty():
         _idle.get_nowait()
