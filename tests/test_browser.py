@@ -1,0 +1,354 @@
+"""The built book in a real browser: Debian's Chromium, headless, driven by Playwright.
+
+The HTML is served on loopback and every request to any other host is blocked, so a page
+that needs the network fails here as it would for a reader offline. For every page in
+_toc.yml (plus the search, index and landing pages): no console error and no failed
+request, the maths typeset by MathJax, every image loaded, and the quizzes answer a click.
+Full-page screenshots of the chapters go to _build/screenshots/.
+
+Needs Chromium (`apt-get install chromium`) and the `playwright` pip package (in
+requirements.txt; its own browser download is not used). Without them the module is
+skipped, except under CI (CI=true), where that is a failure.
+REGLAB_BOOK_HTML=path/to/html tests an existing build instead of building the book.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import posixpath
+import re
+import shutil
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+from conftest import BUILD, ROOT
+
+pytestmark = [pytest.mark.book, pytest.mark.browser]
+
+IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+CHROMIUM = os.environ.get("REGLAB_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+try:
+    from playwright.sync_api import sync_playwright
+except ImportError:  # pragma: no cover - depends on the machine
+    sync_playwright = None
+
+INSTALL = ("install Chromium with `apt-get install chromium` and the pinned playwright with "
+           "`.venv/bin/pip install -r requirements.txt` (no `playwright install` needed)")
+MISSING = [what for what, there in (("Chromium", Path(CHROMIUM).is_file()),
+                                    ("playwright", sync_playwright)) if not there]
+if MISSING and not IN_CI:
+    pytest.skip(f"browser tests skipped, {' and '.join(MISSING)} missing: {INSTALL}",
+                allow_module_level=True)
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+SCREENSHOTS = BUILD / "screenshots"
+TIMEOUT_MS = 30_000
+SCREENSHOT_TIMEOUT_MS = 120_000  # a 30,000-pixel page on a busy 2-core machine
+
+
+def toc_pages() -> list[str]:
+    """Every page of _toc.yml as its HTML path: root, then parts, chapters and sections."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    pages = [toc["root"]]
+
+    def walk(entries):
+        for entry in entries or []:
+            if "file" in entry:
+                pages.append(entry["file"])
+            walk(entry.get("sections"))
+            walk(entry.get("chapters"))
+
+    for part in toc.get("parts", []):
+        walk(part.get("chapters"))
+    walk(toc.get("chapters"))
+    walk(toc.get("sections"))
+    return [f"{Path(p).with_suffix('')}.html" for p in pages]
+
+
+PAGES = toc_pages()
+EXTRA_PAGES = ["index.html", "search.html", "genindex.html"]  # Sphinx's own pages
+CHAPTERS = [p for p in PAGES if p.startswith("notebooks/")]
+
+
+@pytest.fixture(scope="session")
+def book_html(request) -> Path:
+    """The built HTML: REGLAB_BOOK_HTML if set, else the session's strict build."""
+    if os.environ.get("REGLAB_BOOK_HTML"):
+        html = Path(os.environ["REGLAB_BOOK_HTML"]).resolve()
+    else:
+        request.getfixturevalue("built_book")
+        html = BUILD / "html"
+    if not (html / "index.html").exists():
+        pytest.fail(f"no built book at {html}; see _build/book-build.log")
+    return html
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="session")
+def server(book_html):
+    """A threaded static server for the book on 127.0.0.1 (a free port)."""
+    handler = functools.partial(_QuietHandler, directory=str(book_html))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if MISSING:  # only reached under CI, where a missing browser is a failure
+        pytest.fail(f"CI: {' and '.join(MISSING)} missing: {INSTALL}")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@dataclass
+class Visit:
+    """What one page did in the browser."""
+    errors: list[str] = field(default_factory=list)   # console errors, uncaught exceptions
+    failed: list[str] = field(default_factory=list)   # failed, blocked or 4xx/5xx requests
+    maths: dict = field(default_factory=dict)
+    images: list[dict] = field(default_factory=list)
+    quizzes: list[dict] = field(default_factory=list)
+    broken: str = ""  # the visit itself failed (a timeout, say): no check may pass
+
+
+def redirect_target(book_html: Path, path: str) -> str | None:
+    """Where a page's <meta http-equiv="refresh"> sends the reader (index.html), if any."""
+    text = (book_html / path).read_text("utf-8")
+    found = re.search(r'http-equiv="refresh"[^>]*url=([^"]+)"', text, re.IGNORECASE)
+    return found and posixpath.normpath(posixpath.join(posixpath.dirname(path), found[1]))
+
+
+def open_page(browser, server: str, path: str, visit: Visit, redirect: str | None = None):
+    """A fresh context and page at server/path; records errors and blocks other hosts."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    local = urlsplit(server).netloc
+
+    def route(route):
+        url = route.request.url
+        if urlsplit(url).scheme in ("data", "blob") or urlsplit(url).netloc == local:
+            route.continue_()
+        else:
+            visit.failed.append(f"blocked request to another host: {url}")
+            route.abort("blockedbyclient")
+
+    try:
+        context.route("**/*", route)
+        page = context.new_page()
+        page.on("console", lambda msg: msg.type == "error" and visit.errors.append(
+            f"console error: {msg.text} ({msg.location.get('url', '')}:"
+            f"{msg.location.get('lineNumber', '')})"))
+        page.on("pageerror", lambda exc: visit.errors.append(f"uncaught: {exc}"))
+        page.on("requestfailed", lambda req: urlsplit(req.url).netloc == local
+                and visit.failed.append(f"failed request: {req.url} ({req.failure})"))
+        page.on("response", lambda resp: resp.status >= 400
+                and visit.failed.append(f"HTTP {resp.status}: {resp.url}"))
+        page.goto(f"{server}/{path}", wait_until="load")
+        if redirect:  # index.html: on to the root page
+            page.wait_for_url(f"{server}/{redirect}", wait_until="load")
+    except Exception:
+        context.close()
+        raise
+    return context, page
+
+
+WAIT_FOR_MATHJAX = """async () => {
+  if (!document.querySelector('script[src*="mathjax" i]')) return null;
+  const t0 = Date.now();
+  while (!(window.MathJax && MathJax.startup && MathJax.startup.promise)) {
+    if (Date.now() - t0 > 15000) return false;
+    await new Promise(r => setTimeout(r, 50));
+  }
+  await MathJax.startup.promise;
+  return true;
+}"""
+
+# Maths is left as raw TeX where MathJax did not run: look in the article's text, not in
+# code (pre/code), scripts or styles.
+MATHS_STATE = r"""() => {
+  const article = document.querySelector("article") || document.body;
+  const copy = article.cloneNode(true);
+  copy.querySelectorAll("pre, code, script, style, mjx-container, .highlight")
+      .forEach(e => e.remove());
+  const text = copy.textContent;
+  return {
+    mjx: document.querySelectorAll("article mjx-container").length,
+    raw: ["$$", "\\(", "\\)", "\\[", "\\]"].filter(d => text.includes(d)),
+  };
+}"""
+
+# Scroll to the end (for anything lazy), force eager loading, and wait for each image.
+IMAGES_STATE = """async () => {
+  for (let y = 0; y < document.body.scrollHeight; y += window.innerHeight) {
+    window.scrollTo(0, y);
+    await new Promise(r => requestAnimationFrame(r));
+  }
+  window.scrollTo(0, 0);
+  const images = Array.from(document.images);
+  images.forEach(img => { img.loading = "eager"; });
+  await Promise.all(images.map(img => img.complete ? null : new Promise(r => {
+    img.addEventListener("load", r, {once: true});
+    img.addEventListener("error", r, {once: true});
+    setTimeout(r, 10000);
+  })));
+  return images.map(img => ({src: img.currentSrc || img.src, complete: img.complete,
+                             width: img.naturalWidth, visible: img.offsetParent !== null}));
+}"""
+
+
+def try_quizzes(page) -> list[dict]:
+    """Click a wrong and then the right choice of each quiz's first question."""
+    results = []
+    for n, quiz in enumerate(page.locator(".reglab-quiz").all()):
+        question = quiz.locator(".reglab-question").first
+        result = {"quiz": n}
+        for correct, verdict in (("0", "Not quite."), ("1", "Right.")):
+            choice = question.locator(f'.reglab-choice[data-correct="{correct}"]').first
+            if correct == "0" and choice.count() == 0:
+                continue
+            choice.scroll_into_view_if_needed()
+            choice.click()
+            why = question.locator(".reglab-why:visible")
+            result[verdict] = {
+                "class": choice.get_attribute("class"),
+                "feedback": why.first.inner_text() if why.count() == 1 else None,
+                "shown": why.count(),
+            }
+        results.append(result)
+    return results
+
+
+@pytest.fixture(scope="session")
+def visited(browser, server, book_html):
+    """visited(path) -> Visit: each page is opened once and checked in every way."""
+    cache: dict[str, Visit] = {}
+
+    def visit(path: str) -> Visit:
+        if path in cache:
+            if cache[path].broken:
+                pytest.fail(f"the visit of {path} failed: {cache[path].broken}", pytrace=False)
+            return cache[path]
+        result = cache[path] = Visit()
+        if not (book_html / path).exists():
+            result.failed.append(f"{path} was not built")
+            return result
+        redirect = redirect_target(book_html, path)
+        context = None
+        try:
+            context, page = open_page(browser, server, path, result, redirect)
+            result.maths["typeset"] = page.evaluate(WAIT_FOR_MATHJAX)
+            result.maths.update(page.evaluate(MATHS_STATE))
+            result.images = page.evaluate(IMAGES_STATE)
+            result.quizzes = try_quizzes(page)
+            page.wait_for_load_state("networkidle")
+            if path in CHAPTERS:  # from the top, so the sticky header and sidebars are there
+                page.evaluate("() => { document.activeElement?.blur(); window.scrollTo(0, 0); }")
+                SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=SCREENSHOTS / f"{Path(path).stem}.png", full_page=True,
+                                timeout=SCREENSHOT_TIMEOUT_MS)
+        except Exception as exc:
+            result.broken = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            if context:
+                context.close()
+        return result
+
+    return visit
+
+
+def has_maths(html: Path) -> bool:
+    """Whether the built page has maths for MathJax (Sphinx math nodes or a quiz's TeX)."""
+    text = html.read_text(encoding="utf-8")
+    article = text[text.find("<article"):text.rfind("</article>")]
+    return 'class="math notranslate' in article or "mathjax_process" in article
+
+
+def test_every_built_page_is_covered(book_html):
+    built = {p.relative_to(book_html).as_posix() for p in book_html.rglob("*.html")
+             if p.relative_to(book_html).parts[0] not in ("_static", "_sources", "_images")}
+    assert built - set(PAGES) - set(EXTRA_PAGES) == set()
+    assert set(PAGES) <= built, f"pages of _toc.yml not built: {set(PAGES) - built}"
+
+
+@pytest.mark.parametrize("path", PAGES + EXTRA_PAGES)
+def test_page_loads_without_errors(visited, path):
+    visit = visited(path)
+    if visit.failed or visit.errors:
+        pytest.fail("\n".join(visit.failed + visit.errors), pytrace=False)
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_maths_is_typeset(visited, book_html, path):
+    visit = visited(path)
+    if not has_maths(book_html / path):
+        return
+    assert visit.maths.get("typeset"), "MathJax did not start"
+    assert visit.maths["mjx"] > 0, "no typeset maths (mjx-container) on a page with maths"
+    assert not visit.maths["raw"], f"raw TeX left in the text: {visit.maths['raw']}"
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_image_is_loaded(visited, path):
+    visit = visited(path)
+    broken = [i["src"] for i in visit.images if not (i["complete"] and i["width"] > 0)]
+    assert not broken, f"images that did not load: {broken}"
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_quizzes_answer_a_click(visited, book_html, path):
+    visit = visited(path)
+    in_html = len(re.findall(r'class="reglab-quiz[ "]', (book_html / path).read_text("utf-8")))
+    assert len(visit.quizzes) == in_html
+    for quiz in visit.quizzes:
+        right = quiz["Right."]
+        assert "reglab-right" in right["class"], quiz
+        assert right["shown"] == 1 and right["feedback"].startswith("Right."), quiz
+        if "Not quite." in quiz:
+            wrong = quiz["Not quite."]
+            assert "reglab-wrong" in wrong["class"], quiz
+            assert wrong["shown"] == 1 and wrong["feedback"].startswith("Not quite."), quiz
+
+
+def test_chapters_have_figures_and_screenshots(visited):
+    for path in CHAPTERS:
+        visit = visited(path)
+        assert len([i for i in visit.images if i["width"] > 0]) >= 3, path
+        assert (SCREENSHOTS / f"{Path(path).stem}.png").stat().st_size > 10_000, path
+
+
+def test_search_finds_dropout(browser, server):
+    visit = Visit()
+    context, page = open_page(browser, server, "search.html?q=dropout", visit)
+    try:
+        page.wait_for_selector("#search-results ul.search li", timeout=TIMEOUT_MS)
+        page.wait_for_function(
+            "() => !document.querySelector('#search-progress')"
+            " || !/Preparing|Searching/.test(document.querySelector('#search-progress')"
+            ".textContent)", timeout=TIMEOUT_MS)
+        links = page.eval_on_selector_all(
+            "#search-results ul.search li a", "as => as.map(a => a.getAttribute('href'))")
+    finally:
+        context.close()
+    assert links, "no search results for 'dropout'"
+    assert any("notebooks/04-dropout" in link for link in links), links
+    if visit.failed or visit.errors:
+        pytest.fail("\n".join(visit.failed + visit.errors), pytrace=False)
