@@ -70,6 +70,8 @@ CITED_WHERE_USED = {  # chapter -> the works whose results it uses and must cite
     "05-early-stopping": {"prechelt1998early", "goodfellow2016deep"},
     "06-data-augmentation": {"bishop1995noise", "simard1992tangent"},
     "07-batch-normalization": {"ioffe2015batchnorm"},
+    "08-choosing-and-combining": {"bergstra2012random", "srivastava2014dropout",
+                                  "goodfellow2016deep"},
 }
 GLOSSARY_TERMS = ["λ", "weight decay", "decoupled weight decay", "L2 penalty", "L1 penalty",
                   "sparsity", "keep probability", "drop probability", "inverted dropout",

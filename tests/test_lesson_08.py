@@ -1,0 +1,165 @@
+"""Chapter 08 teaches what its executed cells show: the claims in its prose, with margins.
+
+Every value comes from the chapter's own `glue` calls (medians over seeds for the trained
+networks), read from the notebook the book build executed.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import nbformat
+import pytest
+from conftest import ROOT
+
+pytestmark = pytest.mark.book
+
+NOTEBOOK = "notebooks/08-choosing-and-combining.ipynb"
+
+
+@pytest.fixture(scope="module")
+def g(glued) -> dict:
+    return glued(NOTEBOOK)
+
+
+def test_every_glue_the_prose_uses_is_computed(g):
+    nb = nbformat.read(ROOT / NOTEBOOK, as_version=4)
+    pattern = re.compile(r"\{glue(?::[a-z]*)?\}`([A-Za-z0-9_]+)")
+    used = {name for cell in nb.cells if cell.cell_type == "markdown"
+            for name in pattern.findall(cell.source)}
+    assert used, "the chapter should state its numbers through glue"
+    assert used - set(g) == set()
+
+
+# --- the stated conventions ------------------------------------------------------------------
+
+def test_keras_l2_is_lambda_times_sum_of_squares_without_a_half(g):
+    assert g["conv_l2_rel_diff"] < 1e-5
+    assert g["conv_l2_keras"] == pytest.approx(g["conv_l2_hand"], rel=1e-5)
+
+
+def test_max_norm_caps_each_units_incoming_vector(g):
+    c = g["conv_max_norm"]
+    assert 0 < g["conv_n_long"] < g["conv_n_units"]  # some units capped, some not
+    assert g["conv_norm_before_max"] > 1.5 * c
+    assert g["conv_norm_after_max"] <= c * (1 + 1e-5)
+    assert g["conv_long_after"] == pytest.approx([c] * g["conv_n_long"], rel=1e-4)
+    assert g["conv_short_unchanged"] < 1e-6  # shorter vectors untouched
+    assert g["conv_direction_diff"] < 1e-5  # long vectors only rescaled
+
+
+def test_dropout_rate_is_the_drop_probability(g):
+    assert abs(g["conv_kept"] - (1 - g["conv_rate"])) < 0.01
+
+
+def test_the_variable_strength_layers_compute_what_keras_computes(g):
+    # the chapter trains one compiled network whose L2 and dropout read their strengths
+    # from variables: they must match keras.regularizers.L2 and keras.layers.Dropout
+    assert g["var_l2_rel_diff"] < 1e-5
+    assert abs(g["var_kept"] - (1 - g["conv_rate"])) < 0.01
+    assert g["var_survivor_value"] == pytest.approx(1 / (1 - g["conv_rate"]), rel=1e-5)
+    assert g["var_keras_survivor_value"] == pytest.approx(g["var_survivor_value"], rel=1e-5)
+    assert g["var_inference_diff"] < 1e-6  # identity at inference
+
+
+# --- L2 + dropout --------------------------------------------------------------------------
+
+def test_setting(g):
+    assert g["a_n_seeds"] >= 3
+    assert g["a_n_train"] == 300 and g["a_n_val"] == 500
+    assert g["a_n_test"] == 1797 - 800
+
+
+def test_unregularized_network_overfits(g):
+    assert g["a_none_train"] < 0.01
+    assert g["a_none_val"] > 10 * g["a_none_train"]
+    assert g["a_none_rise"] > 1.04  # the validation loss rises after its minimum
+    assert g["a_none_min_step"] < g["a_steps"]
+
+
+def test_each_tool_alone_helps(g):
+    for name in ("L2", "dropout"):
+        assert g[f"a_{name}_val"] < 0.9 * g["a_none_val"], name
+        assert g[f"a_{name}_wins"] == g["a_n_seeds"], name
+
+
+def test_the_combination_beats_the_baseline_and_its_weaker_component(g):
+    assert g["a_both_vs_none"] == pytest.approx(g["a_both_val"] / g["a_none_val"])
+    assert g["a_both_vs_none"] < 0.8
+    assert g["a_both_wins"] == g["a_n_seeds"]
+    worst = max(g["a_L2_val"], g["a_dropout_val"])
+    assert g["a_both_vs_worst"] == pytest.approx(g["a_both_val"] / worst)
+    assert g["a_both_vs_worst"] < 0.95
+    # ... but the gains do not add up: not far below the better single tool
+    assert g["a_both_val"] > 0.8 * min(g["a_L2_val"], g["a_dropout_val"])
+
+
+# --- augmentation + early stopping -----------------------------------------------------------
+
+def test_noise_moves_the_stopping_point_later(g):
+    assert g["b_noise_es_step"] >= 3 * g["b_none_es_step"]
+    assert g["b_none_es_step"] <= 0.3 * g["b_steps"]
+
+
+def test_early_stopping_alone_does_not_help_here(g):
+    assert g["b_none_es_vs_final"] == pytest.approx(g["b_none_es"] / g["b_none_final"])
+    assert g["b_none_es_vs_final"] > 0.95
+
+
+def test_augmentation_plus_early_stopping_beats_early_stopping_alone(g):
+    assert g["b_combo_vs_es"] == pytest.approx(g["b_noise_es"] / g["b_none_es"])
+    assert g["b_combo_vs_es"] < 0.9
+    assert g["b_combo_wins"] == 3
+    assert g["b_combo_vs_none"] == pytest.approx(g["b_noise_es"] / g["b_none_final"])
+    assert g["b_combo_vs_none"] < 0.9
+    assert g["b_n_stop"] + g["b_n_report"] == g["a_n_val"]
+
+
+# --- batch norm + max-norm -------------------------------------------------------------------
+
+def test_batch_norm_divides_out_the_max_norm_rescaling(g):
+    assert g["bn_norm_before"] > 1.5 * g["bn_c"]  # the constraint really rescaled
+    assert g["bn_dense_diff"] > 0.3 * g["bn_out_scale"]  # the raw outputs changed a lot
+    assert g["bn_diff_capped"] < 0.01 * g["bn_out_scale"]  # after batch norm: almost nothing
+
+
+# --- the tuning study ------------------------------------------------------------------------
+
+def test_search_space_and_draws(g):
+    assert 8 <= g["d_n_trials"] <= 12
+    assert len(g["d_trials"]) == g["d_n_trials"]
+    lo, hi = 10 ** g["d_log_lam_low"], 10 ** g["d_log_lam_high"]
+    for lam, rate, _ in g["d_trials"]:
+        assert lo <= lam <= hi
+        assert g["d_rate_low"] <= rate <= g["d_rate_high"]
+
+
+def test_the_choice_is_made_on_validation(g):
+    best = min(g["d_trials"], key=lambda t: t[2])
+    assert [g["d_best_lam"], g["d_best_rate"], g["d_best_val"]] == pytest.approx(best)
+    assert g["d_worst_val"] == pytest.approx(max(t[2] for t in g["d_trials"]))
+
+
+def test_tuned_setting_beats_the_unregularized_baseline_on_validation(g):
+    assert g["d_baseline_val"] == pytest.approx(g["a_none_val"])
+    assert len(g["d_tuned_runs"]) == g["a_n_seeds"]
+    assert g["d_tuned_val"] < 0.85 * g["d_baseline_val"]
+    assert max(g["d_tuned_runs"]) < g["d_baseline_val"]
+
+
+def test_the_test_set_is_used_exactly_once(g):
+    assert g["d_test_evaluations"] == 1
+    assert 0.85 < g["d_test_acc"] <= 1
+    assert math.isfinite(g["d_test_xent"]) and g["d_test_xent"] > 0
+    assert g["d_gap_xent"] == pytest.approx(g["d_test_xent"] - g["d_best_val"])
+    assert g["d_gap_acc_points"] == pytest.approx(100 * (g["d_best_val_acc"] - g["d_test_acc"]))
+
+
+def test_the_best_of_several_noisy_scores_is_optimistic(g):
+    sigma = 100 * math.sqrt(g["sim_true_acc"] * (1 - g["sim_true_acc"]) / g["sim_n_val"])
+    assert g["sim_sigma_points"] == pytest.approx(sigma)
+    assert g["sim_reps"] >= 10_000
+    assert abs(g["sim_single_points"]) < 0.3 * sigma  # one measurement: unbiased
+    assert g["sim_optimism_points"] > 0.8 * sigma  # the best of k: biased upward
+    assert g["sim_optimism_large_points"] > g["sim_optimism_points"] + 0.3 * sigma
