@@ -7,7 +7,9 @@ and the course's plain scientific stack (never TensorFlow, which is not safe to 
 waits. For each submission it forks a child that starts a new session, moves into the job's
 empty folder, replaces its whole environment with the job's, sets the memory limit and only
 then becomes the kernel. Nothing of one submission's kernel reaches the next one's: each is
-a fresh child of the same untouched template.
+a fresh child of the same untouched template. When its worker goes away (its input closes),
+the template kills the kernels it still has and exits; a kernel whose template dies exits
+too (ipykernel watches ``JPY_PARENT_PID``).
 
 The protocol on the template's stdin/stdout is one JSON object per line: the worker sends
 ``{"connection_file", "env", "cwd", "memory_bytes"}`` and gets ``{"pid": P}``; when a child
@@ -46,36 +48,50 @@ def template_main() -> None:
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
-    pending = b""
+    pending, children = b"", set()
     while True:
         ready, _, _ = select.select([0, wake_r], [], [])
         if wake_r in ready:
             os.read(wake_r, 4096)
-            _reap()
+            children -= _reap()
         if 0 in ready:
             data = os.read(0, 1 << 16)
             if not data:
-                break
+                break  # the worker is gone: so are the kernels it was using
             pending += data
             while b"\n" in pending:
                 line, pending = pending.split(b"\n", 1)
                 if line.strip():
-                    _say({"pid": _spawn(json.loads(line), (wake_r, wake_w))})
-    _reap()
+                    pid = _spawn(json.loads(line), (wake_r, wake_w))
+                    children.add(pid)
+                    _say({"pid": pid})
+    for pid in children:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    for pid in children:
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
 
 
 def _say(message: dict) -> None:
     os.write(1, (json.dumps(message) + "\n").encode())
 
 
-def _reap() -> None:
+def _reap() -> set[int]:
+    """Collect every child that has ended, report it, and return their pids."""
+    ended = set()
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
-            return
+            return ended
         if pid == 0:
-            return
+            return ended
+        ended.add(pid)
         _say({"exit": pid, "code": os.waitstatus_to_exitcode(status)})
 
 
@@ -96,6 +112,7 @@ def _spawn(request: dict, private_fds) -> int:
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
+        os.environ["JPY_PARENT_PID"] = str(os.getppid())  # ipykernel exits if we go
         _limit_memory(int(request["memory_bytes"]))
         sys.argv = ["reglab-grading-kernel", "-f", request["connection_file"]]
         from ipykernel.kernelapp import IPKernelApp

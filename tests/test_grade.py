@@ -190,10 +190,25 @@ def test_a_worker_serves_many_jobs_each_in_a_fresh_kernel():
         worker.kill()
 
 
-def test_a_hung_worker_is_killed_and_the_pool_replaces_it():
+def test_a_hung_worker_is_killed_with_its_kernel_and_the_pool_replaces_it(tmp_path):
+    import os
+    import time
+
+    pid_file = tmp_path / "kernel.pid"
+    code = (f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+            "time.sleep(60)")
     worker = grade_workers.Worker()
-    report = worker.run(tiny_job("import time\ntime.sleep(60)", notebook_timeout=60), deadline=3)
+    report = worker.run(tiny_job(code, notebook_timeout=60), deadline=8)
     assert report["stopped"] == "notebook-timeout" and not worker.alive()
+    kernel = int(pid_file.read_text())
+    for _ in range(100):  # the template sees its worker gone and kills the kernel
+        try:
+            os.kill(kernel, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"the kernel {kernel} of a killed worker is still running")
     report = grade_workers.run_job(tiny_job("x = 1"), deadline=60)
     assert report["stopped"] is None and report["cells"]["0"]["error"] is None
 
