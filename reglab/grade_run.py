@@ -1,8 +1,8 @@
 """Run one merged notebook in an isolated kernel and report what its cells recorded.
 
-``python -m reglab.grade_run`` reads a job from stdin (JSON: a nonce, the notebook, the
-indices of graded cells, limits, seed) and prints one line ``NONCE{json}``; with ``--serve``
-it does so for one job per line until stdin closes (see :mod:`reglab.grade_workers`). The
+``python -m reglab.grade_run --serve`` reads one job per line on stdin (JSON: a nonce, the
+notebook, the indices of graded cells, limits, seed) and answers each with one line
+``NONCE{json}``, until stdin closes (see :mod:`reglab.grade_workers`). The
 kernel is forked from a warm template (:mod:`reglab.grade_fork`) into a fresh empty folder
 with a minimal environment (nothing that points at SOURCE, the submissions or the output
 folder) under an address-space limit; it never writes to this process's stdout. Of its outputs only recordings of graded cells and error names are kept:
@@ -136,7 +136,7 @@ def _cell_report(cell) -> dict:
 
 
 def serve() -> None:
-    """``--serve``: one job per line on stdin, one ``NONCE{json}`` answer line per job.
+    """One job per line on stdin, one ``NONCE{json}`` answer line per job.
 
     A failure of the runner itself (not of the student's kernel) is answered as
     ``{"grader_error": ...}`` and the worker goes on with the next job.
@@ -155,16 +155,5 @@ def serve() -> None:
     stop_template()
 
 
-def main() -> None:
-    if sys.argv[1:] == ["--serve"]:
-        serve()
-        return
-    job = json.loads(sys.stdin.read())
-    nonce = job.pop("nonce")
-    result = run_job(job)
-    sys.stdout.write("\n" + nonce + json.dumps(result) + "\n")
-    sys.stdout.flush()
-
-
 if __name__ == "__main__":
-    main()
+    serve()

@@ -64,3 +64,9 @@ def glued(built_book):
         return glue_values(glue_json)
 
     return load
+
+
+@pytest.fixture(scope="module")
+def g(glued, request) -> dict:
+    """In a lesson test module: the values its chapter (the module's NOTEBOOK) glued."""
+    return glued(request.module.NOTEBOOK)

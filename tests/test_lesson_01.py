@@ -13,11 +13,6 @@ pytestmark = pytest.mark.book
 NOTEBOOK = "notebooks/01-overfitting.ipynb"
 
 
-@pytest.fixture(scope="module")
-def g(glued) -> dict:
-    return glued(NOTEBOOK)
-
-
 # --- polynomial fits -------------------------------------------------------------------
 
 def test_degree_1_underfits(g):

@@ -13,11 +13,6 @@ pytestmark = pytest.mark.book
 NOTEBOOK = "notebooks/02-l2-weight-decay.ipynb"
 
 
-@pytest.fixture(scope="module")
-def g(glued) -> dict:
-    return glued(NOTEBOOK)
-
-
 # --- the penalty, its gradient and the decaying update ---------------------------------
 
 def test_gradient_check_passes_and_would_catch_a_missing_factor_2(g):

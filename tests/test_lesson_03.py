@@ -13,11 +13,6 @@ pytestmark = pytest.mark.book
 NOTEBOOK = "notebooks/03-l1-sparsity.ipynb"
 
 
-@pytest.fixture(scope="module")
-def g(glued) -> dict:
-    return glued(NOTEBOOK)
-
-
 # --- one weight: subgradient jitters, proximal lands on zero, L2 only shrinks -----------
 
 def test_one_weight_proximal_is_exactly_zero_subgradient_is_not(g):

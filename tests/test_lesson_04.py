@@ -13,11 +13,6 @@ pytestmark = pytest.mark.book
 NOTEBOOK = "notebooks/04-dropout.ipynb"
 
 
-@pytest.fixture(scope="module")
-def g(glued) -> dict:
-    return glued(NOTEBOOK)
-
-
 # --- inverted dropout and the practice item -----------------------------------------------
 
 def test_practice_item_h3_p06_gives_5_or_0_with_mean_3(g):

@@ -13,11 +13,6 @@ pytestmark = pytest.mark.book
 NOTEBOOK = "notebooks/05-early-stopping.ipynb"
 
 
-@pytest.fixture(scope="module")
-def g(glued) -> dict:
-    return glued(NOTEBOOK)
-
-
 # --- the label-noise experiment --------------------------------------------------------
 
 def test_the_corruption_is_the_stated_fraction(g):

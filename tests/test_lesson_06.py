@@ -6,28 +6,11 @@ runs), read from the notebook the book build executed.
 
 from __future__ import annotations
 
-import re
-
-import nbformat
 import pytest
-from conftest import ROOT
 
 pytestmark = pytest.mark.book
 
 NOTEBOOK = "notebooks/06-data-augmentation.ipynb"
-
-
-@pytest.fixture(scope="module")
-def g(glued) -> dict:
-    return glued(NOTEBOOK)
-
-
-def test_every_glue_the_prose_uses_is_computed(g):
-    nb = nbformat.read(ROOT / NOTEBOOK, as_version=4)
-    pattern = re.compile(r"\{glue(?::[a-z]*)?\}`([A-Za-z0-9_]+)")
-    used = {name for cell in nb.cells if cell.cell_type == "markdown"
-            for name in pattern.findall(cell.source)}
-    assert used - set(g) == set()
 
 
 # --- the experiment: small rotations and shifts against none against flips --------------

@@ -15,11 +15,6 @@ pytestmark = pytest.mark.book
 NOTEBOOK = "notebooks/07-batch-normalization.ipynb"
 
 
-@pytest.fixture(scope="module")
-def g(glued) -> dict:
-    return glued(NOTEBOOK)
-
-
 # --- conventions ---------------------------------------------------------------------------
 
 def test_the_stated_library_defaults(g):
