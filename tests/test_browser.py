@@ -21,6 +21,7 @@ import posixpath
 import re
 import shutil
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -50,7 +51,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 SCREENSHOTS = BUILD / "screenshots"
-TIMEOUT_MS = 30_000
+TIMEOUT_MS = 60_000  # the CI machine is a busy 2-core VM
+QUIET_MS = 500  # the network is settled once no request has been in flight for this long
 SCREENSHOT_TIMEOUT_MS = 120_000  # a 30,000-pixel page on a busy 2-core machine
 
 
@@ -127,6 +129,7 @@ class Visit:
     images: list[dict] = field(default_factory=list)
     quizzes: list[dict] = field(default_factory=list)
     broken: str = ""  # the visit itself failed (a timeout, say): no check may pass
+    inflight: dict = field(default_factory=dict, repr=False)  # request -> URL, not finished
 
 
 def redirect_target(book_html: Path, path: str) -> str | None:
@@ -157,6 +160,9 @@ def open_page(browser, server: str, path: str, visit: Visit, redirect: str | Non
             f"console error: {msg.text} ({msg.location.get('url', '')}:"
             f"{msg.location.get('lineNumber', '')})"))
         page.on("pageerror", lambda exc: visit.errors.append(f"uncaught: {exc}"))
+        page.on("request", lambda req: visit.inflight.__setitem__(req, req.url))
+        page.on("requestfinished", lambda req: visit.inflight.pop(req, None))
+        page.on("requestfailed", lambda req: visit.inflight.pop(req, None))
         page.on("requestfailed", lambda req: urlsplit(req.url).netloc == local
                 and visit.failed.append(f"failed request: {req.url} ({req.failure})"))
         page.on("response", lambda resp: resp.status >= 400
@@ -168,6 +174,25 @@ def open_page(browser, server: str, path: str, visit: Visit, redirect: str | Non
         context.close()
         raise
     return context, page
+
+
+def settle(page, visit: Visit) -> None:
+    """Wait until none of the page's requests has been in flight for QUIET_MS.
+
+    Playwright's own "networkidle" state is not used: it sometimes never arrives even with
+    no request outstanding, which made a page time out now and then. A request still
+    unfinished after TIMEOUT_MS is recorded as a failed request, with its URL.
+    """
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < QUIET_MS / 1000:
+        if time.monotonic() > deadline:
+            visit.failed.extend(f"request unfinished after {TIMEOUT_MS // 1000} s: {url}"
+                                for url in visit.inflight.values())
+            return
+        page.wait_for_timeout(100)  # lets Playwright deliver the request events
+        if visit.inflight:
+            quiet_since = time.monotonic()
 
 
 WAIT_FOR_MATHJAX = """async () => {
@@ -258,7 +283,7 @@ def visited(browser, server, book_html):
             result.maths.update(page.evaluate(MATHS_STATE))
             result.images = page.evaluate(IMAGES_STATE)
             result.quizzes = try_quizzes(page)
-            page.wait_for_load_state("networkidle")
+            settle(page, result)
             if path in CHAPTERS:  # from the top, so the sticky header and sidebars are there
                 page.evaluate("() => { document.activeElement?.blur(); window.scrollTo(0, 0); }")
                 SCREENSHOTS.mkdir(parents=True, exist_ok=True)
