@@ -214,9 +214,15 @@ MATHS_STATE = r"""() => {
   copy.querySelectorAll("pre, code, script, style, mjx-container, .highlight")
       .forEach(e => e.remove());
   const text = copy.textContent;
+  // display maths wider than its column scrolls sideways at the test's 1280px
+  const wide = Array.from(document.querySelectorAll('article mjx-container[display="true"]'))
+    .filter(m => m.scrollWidth > m.clientWidth + 2
+                 || m.getBoundingClientRect().right > article.getBoundingClientRect().right)
+    .map(m => m.textContent.slice(0, 60));
   return {
     mjx: document.querySelectorAll("article mjx-container").length,
     raw: ["$$", "\\(", "\\)", "\\[", "\\]"].filter(d => text.includes(d)),
+    wide: wide,
   };
 }"""
 
@@ -329,6 +335,8 @@ def test_maths_is_typeset(visited, book_html, path):
     assert visit.maths.get("typeset"), "MathJax did not start"
     assert visit.maths["mjx"] > 0, "no typeset maths (mjx-container) on a page with maths"
     assert not visit.maths["raw"], f"raw TeX left in the text: {visit.maths['raw']}"
+    assert not visit.maths["wide"], (
+        f"display maths wider than the column at 1280px (split it): {visit.maths['wide']}")
 
 
 @pytest.mark.parametrize("path", PAGES)
