@@ -106,6 +106,10 @@ def run_job(job: dict, deadline: float) -> dict:
     finally:
         if worker.alive():
             _idle.put(worker)
+        else:  # killed or dead: forget it (a replacement starts on the next job)
+            with _lock:
+                if worker in _all:
+                    _all.remove(worker)
 
 
 def _take() -> Worker:
@@ -119,6 +123,9 @@ def _take() -> Worker:
             return worker
         if worker.alive():
             return worker
+        with _lock:  # died while idle
+            if worker in _all:
+                _all.remove(worker)
 
 
 @atexit.register

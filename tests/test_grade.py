@@ -213,6 +213,12 @@ def test_a_hung_worker_is_killed_with_its_kernel_and_the_pool_replaces_it(tmp_pa
     assert report["stopped"] is None and report["cells"]["0"]["error"] is None
 
 
+def test_the_pool_forgets_a_worker_it_had_to_kill():
+    report = grade_workers.run_job(tiny_job("import time\ntime.sleep(60)"), deadline=5)
+    assert report["stopped"] == "notebook-timeout"
+    assert all(worker.alive() for worker in grade_workers._all)
+
+
 def test_a_forked_kernel_gets_only_the_jobs_environment_folder_and_memory_limit():
     code = ("import os, resource\n"
             "allowed = {'PATH', 'HOME', 'LANG', 'MPLBACKEND', 'MPLCONFIGDIR', 'TMPDIR',\n"
