@@ -27,6 +27,8 @@ def test_degree_3_sits_near_the_noise_floor(g):
     noise_floor = g["poly_noise_var"]
     assert 0.5 * noise_floor < g["poly_train_mse_d3"] < 2 * noise_floor
     assert 0.5 * noise_floor < g["poly_val_mse_d3"] < 2 * noise_floor
+    # the prose: "about what it got", the least-squares expectation sigma^2 (1 - p/n)
+    assert abs(g["poly_train_mse_d3"] / g["poly_expected_train_d3"] - 1) < 0.25
     assert g["poly_best_degree"] in (3, 4, 5)
 
 

@@ -89,6 +89,9 @@ def test_lambda_chosen_on_validation_is_positive_and_helps_on_test(g):
     assert g["reg_test_mse"] < 2 * g["reg_unlearnable"]
     # the curve rises again to the right of its minimum
     assert g["reg_val_right_end"] > g["reg_best_val"]
+    # the prose: the chosen models beat predicting the mean label, but only modestly
+    assert 0.03 < g["reg_gain_over_constant"] < 0.2
+    assert g["reg_val_constant"] == pytest.approx(g["reg_val_zero_init"], rel=0.2)
 
 
 def test_keras_linear_model_follows_the_numpy_path(g):
@@ -116,6 +119,7 @@ def test_map_with_gaussian_prior_is_ridge_with_lambda_sigma2_over_m_tau2(g):
 
 def test_only_kernels_are_penalized_and_decayed(g):
     assert g["what_n_trainable"] == 6 and g["what_n_losses"] == 2
+    assert g["what_n_penalized"] == 2 and g["what_penalized_are_kernels"] == 1
     assert g["what_kernel_factor"] == pytest.approx(0.998, abs=1e-6)
     assert g["what_other_change"] < 1e-7
 

@@ -61,6 +61,9 @@ def test_callback_stops_early_and_patience_epochs_after_the_best(g):
 def test_restored_model_ignores_the_planted_labels(g):
     assert g["es_final_memorized"] > 0.9
     assert g["es_restored_memorized"] < 0.3
+    # the prose: above the rate of a network that ignored the planted labels
+    assert g["es_restored_memorized"] > g["chance_memorized"]
+    assert g["chance_memorized"] == pytest.approx((1 - g["es_restored_true"]) / 9, rel=0.05)
     assert g["es_restored_true"] > 0.6
     assert g["es_final_true"] < 0.1
 
