@@ -34,6 +34,8 @@ PLOT_STYLE = {
     "font.size": 10,
 }
 
+LEGEND_SPEED_WARNING = 'Creating legend with loc="best" can be slow'
+
 
 def quiet_environment() -> None:
     """Set the environment variables that silence TensorFlow and pin BLAS to one thread."""
@@ -50,9 +52,15 @@ def limit_threads() -> None:
 
 def plot_style() -> None:
     """The course's matplotlib defaults (inline figures in Jupyter and in the book)."""
+    import warnings
+
     import matplotlib
 
     matplotlib.rcParams.update(PLOT_STYLE)
+    # matplotlib warns on stderr when placing a loc="best" legend takes over a second, which
+    # happens only on a busy machine: the figure is the same, but the warning would reach the
+    # book as stderr output and fail its strict build
+    warnings.filterwarnings("ignore", message=LEGEND_SPEED_WARNING, category=UserWarning)
 
 
 def seed_everything(seed: int, keras: bool = False) -> None:

@@ -25,6 +25,17 @@ def test_setup_sets_plot_style():
     assert matplotlib.rcParams["axes.grid"] is PLOT_STYLE["axes.grid"]
 
 
+def test_a_slow_legend_placement_warns_nothing_into_the_book():
+    import warnings
+
+    reglab.setup(0)
+    with warnings.catch_warnings(record=True) as caught:  # keeps the filters setup installed
+        warnings.warn('Creating legend with loc="best" can be slow with large amounts of '
+                      'data.', UserWarning)  # matplotlib's words, on a busy machine
+        warnings.warn("any other warning", UserWarning)
+    assert [str(w.message) for w in caught] == ["any other warning"]
+
+
 def test_setup_makes_python_and_numpy_repeatable():
     reglab.setup(seed=7)
     first = (random.random(), np.random.rand())
