@@ -106,10 +106,8 @@ def run_job(job: dict, deadline: float) -> dict:
     finally:
         if worker.alive():
             _idle.put(worker)
-        else:  # killed or dead: forget it (a replacement starts on the next job)
-            with _lock:
-                if worker in _all:
-                    _all.remove(worker)
+        else:  # killed or dead (a replacement starts on the next job)
+            _forget(worker)
 
 
 def _take() -> Worker:
@@ -123,9 +121,14 @@ def _take() -> Worker:
             return worker
         if worker.alive():
             return worker
-        with _lock:  # died while idle
-            if worker in _all:
-                _all.remove(worker)
+        _forget(worker)  # died while idle
+
+
+def _forget(worker: Worker) -> None:
+    """Drop a dead worker from the pool's list, so that shutdown does not wait on it."""
+    with _lock:
+        if worker in _all:
+            _all.remove(worker)
 
 
 @atexit.register
