@@ -31,8 +31,9 @@ release: $(STAMP)
 grade: $(STAMP)
 	$(BIN)/reglab grade $(SOURCE) $(SUBMISSIONS) --out $(OUT)
 
-## make bench: time each chapter and exercise solution against its budget
-bench: $(STAMP)
+## make bench: time each chapter and exercise solution against its budget, and weigh each
+## chapter's built page (the book is built first; its executed chapters are cached)
+bench: book
 	$(BIN)/python -m reglab.bench
 
 ## make lab: open JupyterLab on the course

@@ -1,19 +1,42 @@
 """``make bench``: time every chapter and exercise solution against its budget, then grading.
 
 Prints a table and exits 1 if any notebook is over its budget or fails. Budgets on 2 CPU
-cores: a chapter 60 s, an exercise solution 30 s (kernel start-up included). Then grades a
-generated class of 100 submissions of exercise 01 with 1 and 2 workers and prints
-submissions per second (``python -m reglab.bench notebooks`` skips the grading part).
+cores: a chapter 60 s, an exercise solution 30 s (kernel start-up included). A chapter's row
+also gives the weight of its built page (HTML, explorer frames and images; budget 2 MB),
+read from ``_build/html`` (``make bench`` builds the book first). Then grades a generated
+class of 100 submissions of exercise 01 with 1 and 2 workers and prints submissions per
+second (``python -m reglab.bench notebooks`` skips the grading part).
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
 from reglab.execute import execute
 
 BUDGETS = {"notebooks": 60.0, "solutions": 30.0}
+PAGE_BUDGET = 2_000_000  # bytes: a chapter page with its figures and explorer frames
+BOOK_HTML = Path("_build/html")
+
+
+def page_weight(html_root: Path, page: str) -> int:
+    """Bytes a reader downloads for a page's own content: its HTML and its local images."""
+    text = (html_root / page).read_text(encoding="utf-8")
+    images = {src for src in re.findall(r'<img[^>]*src="([^"]+)"', text)
+              if not src.startswith("data:")}  # an explorer's frames are in the HTML
+    return len(text.encode("utf-8")) + sum(
+        (html_root / page).parent.joinpath(src).resolve().stat().st_size for src in images)
+
+
+def page_column(root: Path, folder: str, path: Path) -> str:
+    page = f"{folder}/{path.stem}.html"
+    if folder != "notebooks" or not (root / BOOK_HTML / page).exists():
+        return ""
+    weight = page_weight(root / BOOK_HTML, page)
+    flag = "" if weight <= PAGE_BUDGET else " OVER BUDGET"
+    return f"  page {weight / 1e6:.2f} MB{flag}"
 
 
 def rows(root: Path):
@@ -24,7 +47,10 @@ def rows(root: Path):
                 status = "ok" if seconds <= budget else "OVER BUDGET"
             except Exception as err:  # a failing notebook is a row, not the end of the bench
                 seconds, status = float("nan"), f"FAILED ({type(err).__name__})"
-            yield f"{folder}/{path.name}", seconds, budget, status
+            page = page_column(root, folder, path)
+            if "OVER" in page:
+                status = "OVER BUDGET" if status == "ok" else status
+            yield f"{folder}/{path.name}", seconds, budget, status + page
 
 
 def main(part: str = "all", root: str = ".") -> int:
@@ -32,7 +58,7 @@ def main(part: str = "all", root: str = ".") -> int:
     bad = 0
     for name, seconds, budget, status in rows(Path(root)):
         print(f"{name:<45} {seconds:>8.1f} {budget:>7.0f}  {status}", flush=True)
-        bad += status != "ok"
+        bad += not status.startswith("ok")
     if part == "all":
         from reglab.bench_grade import bench_grading
 

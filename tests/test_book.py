@@ -5,6 +5,8 @@ import re
 import pytest
 from conftest import BUILD, ROOT
 
+from reglab.bench import PAGE_BUDGET, page_weight
+
 pytestmark = pytest.mark.book
 HTML = BUILD / "html"
 CHAPTERS = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
@@ -38,11 +40,29 @@ def test_mathjax_is_served_locally(built_book):
 @pytest.mark.parametrize("name", CHAPTERS)
 def test_chapter_has_its_figures_and_its_quiz(built_book, name):
     text = (HTML / f"notebooks/{name}.html").read_text(encoding="utf-8")
-    images = re.findall(r'<img[^>]*src="([^"]+)"', text)
+    images = [i for i in re.findall(r'<img[^>]*src="([^"]+)"', text)
+              if not i.startswith("data:")]  # an explorer's frames are inline
     assert len([i for i in images if i.endswith(".png")]) >= 3
     for src in images:
         assert (HTML / "notebooks" / src).resolve().exists(), src
     assert 'class="reglab-quiz mathjax_process"' in text  # typeset by the book's MathJax
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_chapter_has_an_explorer_shown_as_static_html(built_book, name):
+    text = (HTML / f"notebooks/{name}.html").read_text(encoding="utf-8")
+    assert text.count('<div class="reglab-explorer') >= 1, "no explorer in the chapter"
+    assert re.search(r'<script[^>]*src="[^"]*_static/reglab-explorer\.js', text)
+    # the book shows the static rendering: no widget view, no recorded widget state, no
+    # widget manager script
+    assert "widget-view+json" not in text and "widget-state+json" not in text
+    assert "html-manager" not in text and "require.min.js" not in text
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_chapter_page_with_its_frames_is_within_budget(built_book, name):
+    weight = page_weight(HTML, f"notebooks/{name}.html")
+    assert weight <= PAGE_BUDGET, f"{name}: {weight / 1e6:.2f} MB"
 
 
 @pytest.mark.parametrize("name", CHAPTERS)

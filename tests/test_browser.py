@@ -3,7 +3,8 @@
 The HTML is served on loopback and every request to any other host is blocked, so a page
 that needs the network fails here as it would for a reader offline. For every page in
 _toc.yml (plus the search, index and landing pages): no console error and no failed
-request, the maths typeset by MathJax, every image loaded, and the quizzes answer a click.
+request, the maths typeset by MathJax, every image loaded, the quizzes answer a click, and
+every explorer's controls switch its frame (in at most 100 ms) with no request off the page.
 Full-page screenshots of the chapters go to _build/screenshots/.
 
 Needs Chromium (`apt-get install chromium`) and the `playwright` pip package (in
@@ -128,6 +129,7 @@ class Visit:
     maths: dict = field(default_factory=dict)
     images: list[dict] = field(default_factory=list)
     quizzes: list[dict] = field(default_factory=list)
+    explorers: list[dict] = field(default_factory=list)
     broken: str = ""  # the visit itself failed (a timeout, say): no check may pass
     inflight: dict = field(default_factory=dict, repr=False)  # request -> URL, not finished
 
@@ -267,6 +269,83 @@ def try_quizzes(page) -> list[dict]:
     return results
 
 
+# One explorer's state as the reader sees it: the frame number, the picture, the readouts.
+EXPLORER_STATE = """root => ({
+  frame: root.dataset.frame, ready: root.dataset.ready === "1",
+  src: root.querySelector("img.reglab-explorer-frame").src,
+  caption: root.querySelector(".reglab-explorer-caption").textContent,
+  readouts: Array.from(root.querySelectorAll("output")).map(o => o.textContent),
+  playing: (root.querySelector(".reglab-explorer-player") || {dataset: {}}).dataset.playing,
+  width: root.querySelector("img.reglab-explorer-frame").naturalWidth,
+})"""
+
+# How long a switch takes: from the input event until the new frame is decoded and shown.
+SWITCH_MS = """async (el) => {
+  const img = el.closest(".reglab-explorer").querySelector("img.reglab-explorer-frame");
+  const t0 = performance.now();
+  el.value = String((Number(el.value) + 1) % (Number(el.max || el.options.length - 1) + 1));
+  el.dispatchEvent(new Event(el.tagName === "SELECT" ? "change" : "input", {bubbles: true}));
+  await img.decode();
+  await new Promise(r => requestAnimationFrame(r));
+  return performance.now() - t0;
+}"""
+
+
+def try_explorers(page) -> list[dict]:
+    """Move every control of every explorer as a reader would; record what changed."""
+    results = []
+    for n, root in enumerate(page.locator(".reglab-explorer").all()):
+        root.scroll_into_view_if_needed()
+        state = root.evaluate(EXPLORER_STATE)
+        result = {"explorer": n, "ready": state["ready"], "moves": [], "switch_ms": []}
+        for control in root.locator("input[type=range], select[data-control]").all():
+            before = root.evaluate(EXPLORER_STATE)
+            if control.evaluate("el => el.tagName") == "SELECT":
+                options = control.locator("option").all()
+                other = next(o.get_attribute("value") for o in options
+                             if o.get_attribute("value") != control.input_value())
+                control.select_option(other)
+            else:
+                top = int(control.get_attribute("max"))
+                control.fill(str(top if int(control.input_value()) != top else 0))
+            after = root.evaluate(EXPLORER_STATE)
+            result["moves"].append({"changed": after["src"] != before["src"]
+                                    and after["frame"] != before["frame"],
+                                    "readout": after["readouts"] != before["readouts"]
+                                    or control.evaluate("el => el.tagName") == "SELECT"})
+            result["switch_ms"].append(control.evaluate(SWITCH_MS))
+        player = root.locator(".reglab-explorer-player")
+        if player.count():
+            result["player"] = try_player(root, player)
+        results.append(result)
+    return results
+
+
+def try_player(root, player) -> dict:
+    """Restart, step forward and back, play then pause: the control bar of a player."""
+    button = {action: player.locator(f'button[data-action="{action}"]')
+              for action in ("restart", "back", "play", "forward")}
+    scrub = player.locator("input[type=range]")
+    button["restart"].click()
+    at_start = scrub.input_value()
+    button["forward"].click()
+    button["forward"].click()
+    stepped = scrub.input_value()
+    button["back"].click()
+    back = scrub.input_value()
+    button["restart"].click()
+    button["play"].click()
+    playing = root.evaluate(EXPLORER_STATE)["playing"]
+    root.page.wait_for_function("el => Number(el.value) >= 2", arg=scrub.element_handle(),
+                                timeout=TIMEOUT_MS)
+    button["play"].click()
+    paused_at = scrub.input_value()
+    root.page.wait_for_timeout(600)
+    return {"at_start": at_start, "stepped": stepped, "back": back, "playing": playing,
+            "advanced": int(paused_at) >= 2, "paused": scrub.input_value() == paused_at
+            and root.evaluate(EXPLORER_STATE)["playing"] == "0"}
+
+
 @pytest.fixture(scope="session")
 def visited(browser, server, book_html):
     """visited(path) -> Visit: each page is opened once and checked in every way."""
@@ -289,6 +368,7 @@ def visited(browser, server, book_html):
             result.maths.update(page.evaluate(MATHS_STATE))
             result.images = page.evaluate(IMAGES_STATE)
             result.quizzes = try_quizzes(page)
+            result.explorers = try_explorers(page)
             settle(page, result)
             if path in CHAPTERS:  # from the top, so the sticky header and sidebars are there
                 page.evaluate("() => { document.activeElement?.blur(); window.scrollTo(0, 0); }")
@@ -359,6 +439,27 @@ def test_quizzes_answer_a_click(visited, book_html, path):
             wrong = quiz["Not quite."]
             assert "reglab-wrong" in wrong["class"], quiz
             assert wrong["shown"] == 1 and wrong["feedback"].startswith("Not quite."), quiz
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_explorers_answer_every_control(visited, book_html, path):
+    visit = visited(path)
+    in_html = (book_html / path).read_text("utf-8").count('<div class="reglab-explorer')
+    assert len(visit.explorers) == in_html
+    if path in CHAPTERS:
+        assert in_html >= 1, "every chapter has an explorer"
+    for explorer in visit.explorers:
+        assert explorer["ready"], f"explorer {explorer['explorer']}: the script did not run"
+        assert explorer["moves"], f"explorer {explorer['explorer']} has no control"
+        for k, move in enumerate(explorer["moves"]):
+            assert move["changed"], f"explorer {explorer['explorer']}, control {k}: no new frame"
+            assert move["readout"], f"explorer {explorer['explorer']}, control {k}: no readout"
+        slowest = max(explorer["switch_ms"])
+        assert slowest <= 100, f"explorer {explorer['explorer']}: a switch took {slowest:.0f} ms"
+        if "player" in explorer:
+            player = explorer["player"]
+            assert (player["at_start"], player["stepped"], player["back"]) == ("0", "2", "1")
+            assert player["playing"] == "1" and player["advanced"] and player["paused"], player
 
 
 def test_chapters_have_figures_and_screenshots(visited):
