@@ -90,3 +90,40 @@ def glued(request):
 def g(glued, request) -> dict:
     """In a lesson test module: the values its chapter (the module's NOTEBOOK) glued."""
     return glued(request.module.NOTEBOOK)
+
+
+# --- Debian's Chromium, driven by Playwright (tests/test_browser.py, tests/test_lab.py) -----
+
+IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+CHROMIUM = os.environ.get("REGLAB_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+try:
+    from playwright.sync_api import sync_playwright
+except ImportError:  # pragma: no cover - depends on the machine
+    sync_playwright = None
+
+INSTALL = ("install Chromium with `apt-get install chromium` and the pinned playwright with "
+           "`.venv/bin/pip install -r requirements.txt` (no `playwright install` needed)")
+MISSING = [what for what, there in (("Chromium", Path(CHROMIUM).is_file()),
+                                    ("playwright", sync_playwright)) if not there]
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+
+
+def skip_without_browser() -> None:
+    """At a browser test module's top: skip it when Chromium or playwright is missing,
+    except under CI (CI=true), where the `browser` fixture then fails instead."""
+    if MISSING and not IN_CI:
+        pytest.skip(f"browser tests skipped, {' and '.join(MISSING)} missing: {INSTALL}",
+                    allow_module_level=True)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the whole session (Playwright allows one sync driver)."""
+    if MISSING:  # only reached under CI, where a missing browser is a failure
+        pytest.fail(f"CI: {' and '.join(MISSING)} missing: {INSTALL}")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

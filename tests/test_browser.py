@@ -29,28 +29,12 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from conftest import BUILD, ROOT
+from conftest import BUILD, ROOT, skip_without_browser
 
 pytestmark = [pytest.mark.book, pytest.mark.browser]
 
-IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
-CHROMIUM = os.environ.get("REGLAB_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-try:
-    from playwright.sync_api import sync_playwright
-except ImportError:  # pragma: no cover - depends on the machine
-    sync_playwright = None
+skip_without_browser()
 
-INSTALL = ("install Chromium with `apt-get install chromium` and the pinned playwright with "
-           "`.venv/bin/pip install -r requirements.txt` (no `playwright install` needed)")
-MISSING = [what for what, there in (("Chromium", Path(CHROMIUM).is_file()),
-                                    ("playwright", sync_playwright)) if not there]
-if MISSING and not IN_CI:
-    pytest.skip(f"browser tests skipped, {' and '.join(MISSING)} missing: {INSTALL}",
-                allow_module_level=True)
-
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 SCREENSHOTS = BUILD / "screenshots"
 TIMEOUT_MS = 60_000  # the CI machine is a busy 2-core VM
 QUIET_MS = 500  # the network is settled once no request has been in flight for this long
@@ -109,16 +93,6 @@ def server(book_html):
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
     httpd.server_close()
-
-
-@pytest.fixture(scope="session")
-def browser():
-    if MISSING:  # only reached under CI, where a missing browser is a failure
-        pytest.fail(f"CI: {' and '.join(MISSING)} missing: {INSTALL}")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @dataclass
