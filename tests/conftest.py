@@ -26,23 +26,74 @@ def jupyter_book() -> str:
     return str(Path(sys.executable).with_name("jupyter-book"))
 
 
+class BookBuild:
+    """The strict book build, started in the background as soon as tests are collected.
+
+    The chapters execute inside this build (it is their execution check); meanwhile pytest
+    runs the tests that do not need the book (units, solutions, exercises, the grader) on the
+    other core. Tests marked `book` run last and wait for it through `built_book`.
+    """
+
+    process: subprocess.Popen | None = None
+    result: subprocess.CompletedProcess | None = None
+
+    @classmethod
+    def start(cls) -> None:
+        if cls.process is not None or os.environ.get("REGLAB_LESSONS_EXECUTE") == "1":
+            return
+        # jupyter-cache keys on code cells only, so a change to reglab would not re-execute a
+        # cached chapter: the cache is emptied first (REGLAB_KEEP_BOOK_CACHE=1 keeps it)
+        if os.environ.get("REGLAB_KEEP_BOOK_CACHE") != "1":
+            shutil.rmtree(BUILD / ".jupyter_cache", ignore_errors=True)
+            shutil.rmtree(BUILD / "jupyter_execute", ignore_errors=True)
+        BUILD.mkdir(exist_ok=True)
+        cls.log = open(BUILD / "book-build.log", "w+")
+        cls.process = subprocess.Popen(
+            [jupyter_book(), "build", str(ROOT), *BOOK_FLAGS, "--all"],
+            cwd=ROOT, stdout=cls.log, stderr=subprocess.STDOUT, text=True)
+
+    @classmethod
+    def wait(cls) -> subprocess.CompletedProcess:
+        if cls.result is None:
+            cls.start()
+            try:
+                returncode = cls.process.wait(timeout=1800)
+            except subprocess.TimeoutExpired:
+                cls.process.kill()
+                returncode = cls.process.wait()
+            cls.log.seek(0)
+            cls.result = subprocess.CompletedProcess(cls.process.args, returncode,
+                                                     cls.log.read(), "")
+            cls.log.close()
+        return cls.result
+
+    @classmethod
+    def stop(cls) -> None:
+        if cls.process is not None and cls.process.poll() is None:
+            cls.process.kill()
+            cls.process.wait()
+
+
+def needs_book(item) -> bool:
+    return item.get_closest_marker("book") is not None
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Tests that need the book last; start building it now if any of them will run."""
+    items.sort(key=needs_book)  # stable: the order within each group is kept
+    if any(needs_book(item) for item in items) and not os.environ.get("REGLAB_BOOK_HTML"):
+        if not config.option.collectonly:
+            BookBuild.start()
+
+
+def pytest_unconfigure(config):
+    BookBuild.stop()  # an interrupted session leaves no build running
+
+
 @pytest.fixture(scope="session")
 def built_book() -> subprocess.CompletedProcess:
-    """Build the book once per session, strictly, executing every chapter afresh.
-
-    jupyter-cache keys on code cells only, so a change to reglab would not re-execute a
-    cached chapter: the cache is emptied first (set REGLAB_KEEP_BOOK_CACHE=1 to keep it).
-    """
-    if os.environ.get("REGLAB_KEEP_BOOK_CACHE") != "1":
-        shutil.rmtree(BUILD / ".jupyter_cache", ignore_errors=True)
-        shutil.rmtree(BUILD / "jupyter_execute", ignore_errors=True)
-    result = subprocess.run(
-        [jupyter_book(), "build", str(ROOT), *BOOK_FLAGS, "--all"],
-        cwd=ROOT, capture_output=True, text=True, timeout=1800,
-    )
-    BUILD.mkdir(exist_ok=True)
-    (BUILD / "book-build.log").write_text(result.stdout + "\n" + result.stderr)
-    return result
+    """The session's strict build of the book (every chapter executed afresh)."""
+    return BookBuild.wait()
 
 
 def glue_values(glue_json: Path) -> dict:
