@@ -199,19 +199,38 @@ def normalize_choice(answer: Any) -> str:
     return str(answer).strip().lower()
 
 
-def check_choice(name: str, answer: Any, key: str, *, right: str = "", wrong: str = "",
-                 options: tuple[str, ...] = QUIZ_OPTIONS) -> None:
-    """Check a multiple-choice answer such as ``q1 = "b"``.
-
-    ``key`` is :func:`answer_key` of the right option; ``right`` explains why it is right and
-    ``wrong`` is a hint that does not give the answer away.
-    """
+def _valid_choice(name: str, answer: Any, options: tuple[str, ...]) -> str:
     listed = ", ".join(repr(o) for o in options)
     if answer is None or answer is Ellipsis:
         raise NotAnswered(f"{name} is not answered yet: set {name} to one of {listed}")
     choice = normalize_choice(answer)
     if choice not in options:
         raise CheckFailed(f"{name}: {answer!r} is not one of the options {listed}")
+    return choice
+
+
+def answered(name: str, answer: Any, *, options: tuple[str, ...] = QUIZ_OPTIONS) -> None:
+    """The visible check of a graded quiz item: is it answered with one of the options?
+
+    It says nothing about right or wrong. With four options and a verdict on every try, the
+    points of a graded quiz would be free, so the verdict is kept for grading: the item's
+    :func:`check_choice`, with its key, sits in the check cell's hidden tests, which the
+    released exercise does not contain.
+    """
+    choice = _valid_choice(name, answer, options)
+    if not grading():
+        print(f"\u2022 {name} = {choice!r} saved. Quiz answers are graded when you submit; "
+              "the chapter's own quizzes give instant feedback to practise on.")
+
+
+def check_choice(name: str, answer: Any, key: str, *, right: str = "", wrong: str = "",
+                 options: tuple[str, ...] = QUIZ_OPTIONS) -> None:
+    """Check a multiple-choice answer such as ``q1 = "b"`` (in a graded cell's hidden tests).
+
+    ``key`` is :func:`answer_key` of the right option; ``right`` explains why it is right and
+    ``wrong`` is a hint that does not give the answer away.
+    """
+    choice = _valid_choice(name, answer, options)
     if grading():
         record(name, choice, "exact", 0.0, 0.0)
         return

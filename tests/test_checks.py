@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from reglab import checks
-from reglab.checks import (RECORD_MIME, CheckFailed, NotAnswered, answer_key, check,
+from reglab.checks import (RECORD_MIME, CheckFailed, NotAnswered, answer_key, answered, check,
                            check_choice, compare, test_rng, to_plain)
 
 
@@ -139,3 +139,19 @@ def test_a_forgotten_return_is_named():
 @pytest.mark.parametrize("got", ["1.25", True, ["1.0", "2.0"], [[1.0], [1.0, 2.0]]])
 def test_strings_booleans_and_ragged_lists_are_not_numbers(got):
     assert not compare(got, 1.25 if not isinstance(got, list) else [1.0, 2.0])[0]
+
+
+def test_a_graded_quiz_items_visible_check_says_only_that_it_is_answered(capsys, monkeypatch):
+    monkeypatch.delenv(checks.GRADING_ENV, raising=False)
+    answered("q1", " B ")
+    out = capsys.readouterr().out
+    assert "q1 = 'b' saved" in out and "right" not in out and "\u2713" not in out
+    with pytest.raises(NotAnswered, match="q1 is not answered yet"):
+        answered("q1", None)
+    with pytest.raises(CheckFailed, match="not one of the options"):
+        answered("q1", "e")
+
+
+def test_the_visible_quiz_check_records_nothing_when_grading(recorded):
+    answered("q1", "b")
+    assert recorded == []
