@@ -160,3 +160,40 @@ def test_adam_normalizes_the_size_of_lambda_away(g):
 def test_weights_without_data_gradient_under_adam_l2_and_adamw(g):
     assert g["adam_dead_l2_ratio"] < 0.2
     assert g["adam_dead_w_ratio"] == pytest.approx(g["adam_dead_w_predicted"], rel=1e-3)
+
+
+# --- ridge in the eigenbasis: the explorer over lambda -------------------------------------
+
+def test_svd_shrinkage_formula_matches_the_normal_equations_and_the_hat_matrix(g):
+    assert g["eig_w_diff"] < 1e-10
+    assert g["eig_trace_diff"] < 1e-9
+    assert 0 < g["eig_df_check"] < g["eig_degree"]
+
+
+def test_explorer_validation_error_is_lowest_at_an_interior_lambda(g):
+    assert g["eig_lam_min"] < g["eig_best_lam"] < g["eig_lam_max"]
+    assert g["eig_best_val"] < 0.1 * g["eig_val_left"]  # far below the near-interpolating fit
+    assert g["eig_best_val"] < 0.5 * g["eig_val_right"]  # and clearly below the flat one
+    assert g["eig_best_val"] < 2 * g["eig_noise_var"]  # "not far above the noise variance"
+    assert g["eig_best_val"] > g["eig_noise_var"] * 0.8
+
+
+def test_explorer_df_norm_and_training_error_move_one_way(g):
+    assert g["eig_train_monotone"] and g["eig_norm_monotone"] and g["eig_df_monotone"]
+    assert g["eig_df_left"] > g["eig_degree"] - 1  # nearly every direction kept
+    assert g["eig_df_right"] < 1  # nearly every direction erased
+    assert g["eig_df_right"] < g["eig_best_df"] < g["eig_df_left"]
+    assert g["eig_train_left"] < 0.1 * g["eig_noise_var"]  # it threads the training points
+    assert g["eig_norm_left"] > 100 * g["eig_best_norm"]
+    # at the largest lambda the model underfits: training error close behind validation
+    assert g["eig_train_right"] > 0.5 * g["eig_val_right"]
+    assert g["eig_train_right"] > 2 * g["eig_noise_var"]
+
+
+def test_the_u_shape_is_typical_over_training_sets(g):
+    assert g["eig_n_seeds"] >= 10
+    assert g["eig_n_interior"] >= 0.8 * g["eig_n_seeds"]
+    assert g["eig_seed_best_lam_min"] > g["eig_lam_min"]
+    assert g["eig_seed_best_lam_max"] < g["eig_lam_max"]
+    assert g["eig_median_val_best"] < 0.1 * g["eig_median_val_left"]
+    assert g["eig_median_val_best"] < 0.5 * g["eig_median_val_right"]

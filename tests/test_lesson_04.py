@@ -163,3 +163,22 @@ def test_linear_dropout_expected_loss_is_loss_plus_scaled_l2(g):
     assert g["lin_n_masks"] == 2 ** g["lin_d"]
     assert g["lin_abs_diff"] < 1e-9 * g["lin_expected"]
     assert g["lin_expected"] == pytest.approx(g["lin_formula"], rel=1e-10)
+
+
+# --- the explorer: replaying the recorded training curves ------------------------------------
+
+def test_replay_unregularized_network_memorises_its_training_images(g):
+    assert g["exp_none_train_final"] < 0.01
+    assert g["exp_none_val_final"] > 20 * g["exp_none_train_final"]
+
+
+def test_replay_thinned_networks_training_loss_stays_above_full_network_validation(g):
+    # Keras's training metric is measured on the thinned networks, the validation on the full
+    assert g["exp_dropout_train_final"] > g["exp_dropout_val_final"]
+    assert g["exp_dropout_train_above_val"] == g["exp_n_seeds"]
+    assert g["exp_dropout_train_final"] > 10 * g["exp_none_train_final"]
+
+
+def test_replay_l2_keeps_training_loss_off_zero(g):
+    assert g["exp_L2_train_final"] > 10 * g["exp_none_train_final"]
+    assert g["exp_L2_train_final"] < 0.5 * g["exp_dropout_train_final"]
