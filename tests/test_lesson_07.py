@@ -116,6 +116,37 @@ def test_small_batches_underestimate_the_variance_by_m_minus_1_over_m(g):
     assert g["var_ratio_small"] < 0.9
 
 
+
+# --- the batch-size explorer ---------------------------------------------------------------
+
+def test_explorer_batch_means_have_the_standard_error_sigma_over_sqrt_m(g):
+    # at every batch size the batch means scatter by sigma / sqrt(m) (batches drawn with
+    # replacement), within the sampling error of bex_steps batches
+    assert g["bex_steps"] >= 500
+    assert 0.93 < g["bex_se_ratio_min"] <= g["bex_se_ratio_max"] < 1.07
+    assert g["bex_sd_mean_small"] == pytest.approx(1 / math.sqrt(g["noise_m_small"]), rel=0.07)
+    assert g["bex_sd_mean_large"] == pytest.approx(1 / math.sqrt(g["noise_m_large"]), rel=0.07)
+    assert g["bex_sd_mean_small"] / g["bex_sd_mean_large"] == pytest.approx(
+        g["noise_sqrt_ratio"], rel=0.1)
+
+
+def test_explorer_keras_running_variance_inherits_the_small_batch_bias(g):
+    m_first, m_last = g["noise_m_first"], g["bex_m_last"]
+    assert g["bex_run_mean_err_first"] < 0.1  # the running mean is close to the population's
+    assert g["bex_run_var_first"] == pytest.approx((m_first - 1) / m_first, abs=0.06)
+    assert g["bex_run_var_first"] < 0.6
+    assert g["bex_run_var_last"] == pytest.approx((m_last - 1) / m_last, abs=0.02)
+    # the inference line is steeper than 1 at m = 2 because of that variance
+    assert g["bex_slope_first"] == pytest.approx(1 / math.sqrt(g["bex_run_var_first"]), rel=0.05)
+    assert g["bex_slope_first"] > 1.25
+
+
+def test_explorer_training_mode_noise_fades_with_the_batch_size(g):
+    assert g["bex_spread_first"] > 0.5
+    assert g["bex_spread_first"] > 5 * g["bex_spread_last"]
+    assert g["bex_spread_last"] < 0.15
+
+
 # --- experiment (a): deep ReLU network and the initial weight scale ------------------------
 
 def test_activations_fade_or_explode_without_batch_norm_only(g):

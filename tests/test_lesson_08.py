@@ -150,6 +150,36 @@ def test_the_choice_is_made_on_validation(g):
     assert g["d_worst_val"] == pytest.approx(max(t[2] for t in g["d_trials"]))
 
 
+
+def test_explorer_the_largest_lambda_underfits_and_scores_worst(g):
+    assert g["d_x_score_is_last"] < 1e-6  # a trial's score is the last point of its curve
+    lams = sorted(t[0] for t in g["d_trials"])
+    assert g["d_x_strong_lam"] == pytest.approx(lams[-1])
+    assert g["d_x_strong_val"] == pytest.approx(g["d_worst_val"])
+    assert g["d_x_strong_train"] > 5 * g["d_x_other_train_max"]
+    assert g["d_x_strong_train"] > 0.1
+
+
+def test_explorer_with_a_weak_penalty_the_dropout_rate_decides(g):
+    weak = [t for t in g["d_trials"] if t[0] < g["d_x_weak_lam"]]
+    low = [t[2] for t in weak if t[1] < g["d_x_rate_split"]]
+    high = [t[2] for t in weak if t[1] >= g["d_x_rate_split"]]
+    assert (len(low), len(high)) == (g["d_x_n_low_rate"], g["d_x_n_high_rate"])
+    assert len(low) >= 2 and len(high) >= 2
+    assert g["d_x_low_rate_best"] == pytest.approx(min(low))
+    assert g["d_x_high_rate_worst"] == pytest.approx(max(high))
+    assert g["d_x_high_rate_worst"] < g["d_x_low_rate_best"] - 0.01
+
+
+def test_explorer_the_score_wobbles_as_much_as_the_best_trials_differ(g):
+    scores = sorted(t[2] for t in g["d_trials"])
+    n = g["d_x_n_top"]
+    assert g["d_x_top_spread"] == pytest.approx(scores[n - 1] - scores[0])
+    assert g["d_x_top_spread"] < 0.05
+    # "about as much": the last-step wobble of one curve is comparable to the spread
+    assert 0.6 * g["d_x_top_spread"] < g["d_x_wobble_max"] < 2.5 * g["d_x_top_spread"]
+
+
 def test_tuned_setting_beats_the_unregularized_baseline_on_validation(g):
     assert g["d_baseline_val"] == pytest.approx(g["a_none_val"])
     assert len(g["d_tuned_runs"]) == g["a_n_seeds"]
