@@ -74,3 +74,36 @@ def test_accuracy_stays_close_while_the_losses_diverge(g):
     assert g["mlp_acc_diff_points"] < 5
     assert g["mlp_loss_final_ratio"] > 1.2
     assert g["mlp_large_val_final"] > 1.2 * g["mlp_small_val_final"]
+
+
+# --- the explorer: degree against the number of training points ------------------------
+
+def test_more_data_tames_degree_15(g):
+    val = g["cap_val_ratio_d15"]  # validation MSE / noise floor, one per training-set size
+    assert all(b < a for a, b in zip(val, val[1:]))
+    assert g["cap_val_d15_first"] == pytest.approx(val[0])
+    assert g["cap_val_d15_last"] == pytest.approx(val[-1])
+    assert val[0] > 1000  # with the chapter's 20 points: an explosion
+    assert val[-1] < 1.5  # with the most points: close to the noise floor
+    assert g["cap_val_d15_second"] < 0.01 * val[0]
+
+
+def test_training_error_of_degree_15_rises_to_the_noise_floor(g):
+    train = g["cap_train_ratio_d15"]
+    assert all(b >= a for a, b in zip(train, train[1:]))
+    assert g["cap_train_d15_first"] < 0.5
+    assert 0.8 < g["cap_train_d15_last"] < 1.0
+
+
+def test_more_data_does_not_cure_underfitting(g):
+    val = g["cap_val_ratio_d1"]
+    assert min(val) == pytest.approx(g["cap_val_d1_min"])
+    assert g["cap_val_d1_min"] > 3  # far above the noise floor at every n
+    assert val[-1] > 0.7 * val[0]  # and hardly better with the most data
+
+
+def test_best_degree_hardly_moves_with_n(g):
+    assert g["cap_n_count"] == len(g["cap_best_degrees"])
+    assert all(3 <= d <= 5 for d in g["cap_best_degrees"])
+    assert g["cap_best_degree_max"] == max(g["cap_best_degrees"])
+    assert g["cap_best_degrees"][0] == g["poly_best_degree"]  # n = 20 is the sweep above

@@ -116,3 +116,35 @@ def test_early_stopped_solution_resembles_ridge_at_one_over_eta_tau(g):
 def test_stopping_early_beats_running_to_least_squares(g):
     assert g["lin_val_best"] < 0.8 * g["lin_val_ls"]
     assert g["lin_val_best"] == pytest.approx(g["lin_val_ridge_best"], rel=0.25)
+
+
+# --- the explorer: patience and label noise, replayed on the recorded runs -----------------
+
+def test_replay_is_what_the_callback_did(g):
+    assert g["stop_replay_agree"] == g["n_seeds"]
+    assert g["patience"] in g["stop_patiences"]
+
+
+def test_more_patience_never_stops_earlier_and_costs_epochs(g):
+    for kind in ("noisy", "clean"):
+        for per_seed in g[f"stop_epochs_per_seed_{kind}"]:
+            assert all(b >= a for a, b in zip(per_seed, per_seed[1:]))
+        medians = g[f"stop_epochs_{kind}"]
+        assert g[f"stop_first_epochs_{kind}"] == round(medians[0])
+        assert g[f"stop_last_epochs_{kind}"] == round(medians[-1])
+        assert medians[-1] >= medians[0] + 15
+        assert medians[-1] <= g["epochs"]
+
+
+def test_too_little_patience_is_fooled_by_a_wiggle(g):
+    for kind in ("noisy", "clean"):
+        ratios = g[f"stop_kept_ratio_{kind}"]
+        assert ratios[0] == pytest.approx(g[f"stop_first_ratio_{kind}"])
+        assert g[f"stop_first_ratio_{kind}"] > 1.05  # patience 1 keeps a clearly worse epoch
+        assert g[f"stop_chapter_ratio_{kind}"] < 1.01  # the chapter's patience: the best one
+        assert min(ratios) >= 1.0
+
+
+def test_label_noise_sets_the_stakes(g):
+    assert g["noisy_val_loss_ratio"] > g["clean_val_loss_ratio"] + 0.3
+    assert g["clean_val_loss_min_epoch"] > g["noisy_val_loss_min_epoch"]
