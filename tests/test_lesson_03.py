@@ -128,3 +128,39 @@ def test_l1_network_generalizes_better(g):
 def test_keras_l1_weights_are_small_not_exactly_zero(g):
     assert g["kx_l1_exact_zeros"] <= 0.01 * g["kx_n_weights"]
     assert g["kx_l1_small"] > 10 * max(g["kx_none_small"], 1)
+
+
+# --- the explorer: alpha and the L1 share rho --------------------------------------------
+
+def test_explorer_lasso_reaches_the_corner_before_the_origin(g):
+    alphas = g["mix_alphas"]
+    corner, origin = g["mix_lasso_corner_alpha"], g["mix_lasso_origin_alpha"]
+    # both happen on the slider, the corner first, with room between them
+    assert corner in alphas and origin in alphas
+    assert alphas.index(origin) - alphas.index(corner) >= 2
+
+
+def test_explorer_ridge_never_reaches_zero(g):
+    assert g["mix_ridge_min_abs"] > 0.1
+    assert all(z == 0 for z in g["mix_zeros_ridge"])
+    assert g["mix_show_zeros_ridge"] == 0
+
+
+def test_explorer_elastic_net_zeros_later_and_fewer_than_lasso(g):
+    alphas = g["mix_alphas"]
+    assert 0.0 < g["mix_mid_ratio"] < 1.0
+    # the rounded diamond still has corners: s3 reaches zero, but at a larger alpha
+    assert g["mix_mid_corner_alpha"] in alphas
+    assert g["mix_mid_corner_alpha"] > g["mix_lasso_corner_alpha"]
+    # on all 10 features, never more exact zeros than the lasso at the same alpha
+    assert all(m <= lasso for m, lasso in zip(g["mix_zeros_mid"], g["mix_zeros_lasso"]))
+    assert g["mix_show_zeros_lasso"] >= g["mix_show_zeros_mid"] + 2
+    assert g["mix_show_alpha"] in alphas
+    assert g["mix_zeros_lasso"][-1] == g["db_d"]  # the slider reaches alpha_max
+
+
+def test_explorer_lasso_stays_on_the_axis_once_there(g):
+    # s3 is non-zero below the corner's alpha and exactly zero from it on
+    flags, alphas = g["mix_lasso_s3_is_zero"], g["mix_alphas"]
+    k = alphas.index(g["mix_lasso_corner_alpha"])
+    assert not any(flags[:k]) and all(flags[k:])

@@ -72,3 +72,30 @@ def test_predictions_are_deterministic_at_inference(g):
     assert g["inf_predict_repeat"] == 0.0
     assert g["inf_wrapped_vs_bare"] == 0.0
     assert g["inf_train_mode_repeat"] > 0.0  # training=True: a new draw each call
+
+
+# --- the explorer: the trained networks on turned validation digits -----------------------
+
+def test_explorer_augmented_net_is_more_robust_inside_the_training_range(g):
+    # per-seed drop in accuracy from 0 degrees to the augmentation's maximum angle
+    assert g["rot_good_drop_train"] < g["rot_none_drop_train"] - 0.01
+    assert g["rot_good_drop_train"] < 0.05
+
+
+def test_explorer_no_net_copes_far_outside_the_training_range(g):
+    assert g["rot_far_angle"] >= 3 * g["aug_max_degrees"]
+    for key in ("none", "good", "flip"):
+        assert g[f"rot_{key}_at_far"] < 0.6 * g[f"rot_{key}_at_0"]
+
+
+def test_explorer_flip_net_alone_reads_upside_down_digits(g):
+    for key in ("none", "good"):
+        assert g[f"rot_{key}_at_180"] < 0.5 * g[f"rot_{key}_at_0"]
+    assert abs(g["rot_flip_at_180"] - g["rot_flip_at_0"]) < 0.05
+    assert g["rot_flip_at_180"] > g["rot_good_at_180"] + 0.3
+    # ... at the price of upright accuracy, where it is the lowest of the three
+    assert g["rot_flip_at_0"] < min(g["rot_none_at_0"], g["rot_good_at_0"])
+    # the frame at 180 degrees: the flip net reads most turned digits as their label,
+    # the turned 9 (a 6 to the eye) included
+    assert g["rot_flip_pictures_right_180"] >= g["rot_none_pictures_right_180"] + 3
+    assert g["rot_flip_reads_turned_nine"] == 9
