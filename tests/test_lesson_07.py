@@ -65,6 +65,28 @@ def test_a_frozen_keras_layer_runs_in_inference_mode(g):
     assert g["frozen_update"] == 0.0
 
 
+def test_keras_running_variance_keeps_the_small_batch_bias_the_paper_removes(g):
+    # the paper (and PyTorch) estimate the inference variance with m/(m-1); Keras does not
+    m = g["small_m"]
+    assert g["small_m_steps"] >= 500
+    assert g["small_m_factor"] == pytest.approx((m - 1) / m)
+    assert g["keras_small_var_ratio"] == pytest.approx((m - 1) / m, abs=0.05)
+    assert g["paper_small_var_ratio"] == pytest.approx(1.0, abs=0.05)
+    assert g["paper_small_var_ratio"] - g["keras_small_var_ratio"] > 0.15
+    assert g["keras_over_paper"] == pytest.approx((m - 1) / m, rel=1e-4)
+
+
+def test_batch_norm_in_a_conv_layer_is_per_channel(g):
+    assert g["conv_gamma_shape"] == g["conv_channels"]
+    assert g["conv_values_per_stat"] == g["conv_m"] * 8 * 8
+    assert g["conv_bn_diff"] < 1e-4
+    # every channel standardized over batch and positions together (up to epsilon) ...
+    assert g["conv_channel_std_max_dev"] < 0.15
+    assert g["conv_channel_var_min"] < 0.05  # the prose blames epsilon: small variances
+    # ... but not each position: the per-pixel spread over the batch varies widely
+    assert g["conv_pixel_std_min"] < 0.2 and g["conv_pixel_std_max"] > 1.1
+
+
 def test_a_bias_before_batch_norm_changes_nothing(g):
     assert g["bias_effect"] < 1e-10
 
@@ -109,6 +131,19 @@ def test_gap_is_quoted_only_where_it_is_above_the_monte_carlo_floor(g):
     assert g["gap_ratio"] == pytest.approx(g["gap_m_ratio"], rel=0.35)
     # at m = 128 the measurement is at its floor: the prose does not quote it as the gap
     assert g["gap_large"] < 2 * g["floor_large"]
+
+
+def test_noise_goes_like_one_over_sqrt_m_and_gap_like_one_over_m_as_predicted(g):
+    # the second-order (delta-method) predictions quoted in the prose
+    assert g["gap_m8"] == pytest.approx(g["gap_pred_m8"], rel=0.2)
+    assert g["gap_mid"] == pytest.approx(g["gap_pred_mid"], rel=0.2)
+    assert g["gap_sign_corr"] > 0.9
+    assert g["noise_mid"] == pytest.approx(g["noise_pred_mid"], rel=0.05)
+    # the predicted gap is 1/m: a batch gap_m_ratio times larger divides it by that factor
+    assert g["gap_pred_m8"] / g["gap_pred_mid"] == pytest.approx(2.0)
+    # where the prose says the approximation is too crude or sampling matters
+    assert g["gap_first"] > 1.3 * g["gap_pred_first"]
+    assert g["noise_large"] < 0.97 * g["noise_pred_large"]
 
 
 def test_small_batches_underestimate_the_variance_by_m_minus_1_over_m(g):
@@ -203,3 +238,33 @@ def test_the_plain_sigmoid_network_gets_there_given_time(g):
     assert g["speed_epochs_nobn"] <= g["speed_epochs"]
     assert g["speed_acc_final_nobn"] > g["speed_target"] - 0.03
     assert abs(g["speed_acc_final_bn"] - g["speed_acc_final_nobn"]) < 0.08
+
+
+# --- experiment (c): does batch normalization regularize? ----------------------------------
+
+def test_regularization_experiment_is_paired_over_enough_seeds_with_a_sweep(g):
+    assert g["reg_n_seeds"] >= 5
+    assert g["reg_n_lrs"] >= 3
+    assert g["reg_steps"] == g["reg_epochs"] * (g["reg_n_train"] // g["reg_batch"])
+    # each network's chosen learning rate lies inside the grid, not at an edge
+    for name in ("nobn", "bn"):
+        assert g["reg_lr_low"] < g[f"reg_lr_{name}"] < g["reg_lr_high"], name
+    assert g["reg_bn_lower_at_every_lr"] is True
+
+
+def test_batch_norm_lowers_the_held_out_loss_at_tuned_learning_rates(g):
+    assert g["reg_d_held_low"] <= g["reg_d_held"] <= g["reg_d_held_high"] < 0
+    assert g["reg_d_held_wins"] >= g["reg_n_seeds"] - 1
+    assert g["reg_held_bn"] < g["reg_held_nobn"]
+    assert g["reg_d_held_acc_low"] > 0  # percentage points
+
+
+def test_batch_norm_also_fits_better_so_not_all_of_it_is_regularization(g):
+    assert g["reg_d_train_high"] < 0
+
+
+def test_batch_norm_narrows_the_gap_between_held_out_and_training_loss(g):
+    assert g["reg_d_gap_low"] <= g["reg_d_gap"] <= g["reg_d_gap_high"] < 0
+    # "the held-out loss falls by more than the training loss"
+    assert g["reg_d_held"] < g["reg_d_train"]
+    assert g["reg_d_gap"] == pytest.approx(g["reg_d_held"] - g["reg_d_train"], abs=1e-9)

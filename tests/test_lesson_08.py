@@ -50,7 +50,7 @@ def test_the_variable_strength_layers_compute_what_keras_computes(g):
 # --- L2 + dropout --------------------------------------------------------------------------
 
 def test_setting(g):
-    assert g["a_n_seeds"] >= 3
+    assert g["a_n_seeds"] >= 10
     assert g["a_n_train"] == 300 and g["a_n_val"] == 500
     assert g["a_n_test"] == 1797 - 800
 
@@ -66,6 +66,9 @@ def test_each_tool_alone_helps(g):
     for name in ("L2", "dropout"):
         assert g[f"a_{name}_val"] < 0.9 * g["a_none_val"], name
         assert g[f"a_{name}_wins"] == g["a_n_seeds"], name
+        # paired over the seeds: the whole 95% interval is below zero
+        assert g[f"a_d_{name}_none_low"] <= g[f"a_d_{name}_none"] <= g[f"a_d_{name}_none_high"]
+        assert g[f"a_d_{name}_none_high"] < -0.02, name
 
 
 def test_the_combination_beats_the_baseline_and_its_weaker_component(g):
@@ -79,12 +82,15 @@ def test_the_combination_beats_the_baseline_and_its_weaker_component(g):
     assert g["a_both_val"] > 0.8 * min(g["a_L2_val"], g["a_dropout_val"])
 
 
-def test_the_combination_is_about_as_good_as_dropout_alone(g):
-    # the prose names L2 the weaker and dropout the stronger single tool, and calls the
-    # combination "in effect no better than dropout alone"
+def test_the_combination_is_only_slightly_better_than_dropout_alone(g):
+    # the prose names L2 the weaker and dropout the stronger single tool; the combination's
+    # paired difference to dropout is "small next to dropout's own gain, though not zero"
     assert g["a_L2_val"] > g["a_dropout_val"]
     assert g["a_both_vs_best"] == pytest.approx(g["a_both_val"] / g["a_dropout_val"])
     assert 0.95 < g["a_both_vs_best"] < 1.05
+    assert g["a_d_both_dropout_high"] < 0  # not zero
+    assert abs(g["a_d_both_dropout"]) < 0.2 * abs(g["a_d_dropout_none"])  # but small
+    assert g["a_d_both_L2_high"] < -0.01  # clearly better than L2 alone
 
 
 # --- augmentation + early stopping -----------------------------------------------------------
@@ -119,7 +125,7 @@ def test_the_two_validation_halves_disagree_without_noise(g):
 def test_augmentation_plus_early_stopping_beats_early_stopping_alone(g):
     assert g["b_combo_vs_es"] == pytest.approx(g["b_noise_es"] / g["b_none_es"])
     assert g["b_combo_vs_es"] < 0.9
-    assert g["b_combo_wins"] == 3
+    assert g["b_combo_wins"] == g["b_n_seeds"] >= 3
     assert g["b_combo_vs_none"] == pytest.approx(g["b_noise_es"] / g["b_none_final"])
     assert g["b_combo_vs_none"] < 0.9
     assert g["b_n_stop"] + g["b_n_report"] == g["a_n_val"]
@@ -185,6 +191,7 @@ def test_tuned_setting_beats_the_unregularized_baseline_on_validation(g):
     assert len(g["d_tuned_runs"]) == g["a_n_seeds"]
     assert g["d_tuned_val"] < 0.85 * g["d_baseline_val"]
     assert max(g["d_tuned_runs"]) < g["d_baseline_val"]
+    assert g["d_d_none_low"] <= g["d_d_none"] <= g["d_d_none_high"] < -0.03
 
 
 def test_tuned_setting_is_no_better_than_the_hand_picked_ones(g):
@@ -193,6 +200,11 @@ def test_tuned_setting_is_no_better_than_the_hand_picked_ones(g):
     assert g["d_tuned_vs_dropout"] == pytest.approx(g["d_tuned_val"] / g["a_dropout_val"])
     for ratio in (g["d_tuned_vs_both"], g["d_tuned_vs_dropout"]):
         assert 0.98 < ratio < 1.1
+    # paired over the seeds: the intervals reach zero, so no detectable gain, and any
+    # difference is small next to the gain over no regularization
+    for name in ("both", "dropout"):
+        assert g[f"d_d_{name}_low"] < 0 < g[f"d_d_{name}_high"], name
+        assert g[f"d_d_{name}_high"] - g[f"d_d_{name}_low"] < 0.2 * abs(g["d_d_none"]), name
     # retrained, the chosen setting is worse than its own winning trial
     assert g["d_tuned_val"] > 1.02 * g["d_best_val"]
 
@@ -221,3 +233,31 @@ def test_the_best_of_several_noisy_scores_is_optimistic(g):
     assert abs(g["sim_single_points"]) < 0.3 * sigma  # one measurement: unbiased
     assert g["sim_optimism_points"] > 0.8 * sigma  # the best of k: biased upward
     assert g["sim_optimism_large_points"] > g["sim_optimism_points"] + 0.3 * sigma
+
+
+
+def test_the_optimism_simulation_is_neither_an_upper_nor_a_lower_bound(g):
+    # it models validation sampling noise only; shared errors lower the optimism, seed luck
+    # raises it, both measured on the study
+    assert 0 < g["sim_shared"] < 1
+    assert g["sim_seed_sd_points"] > 0
+    base = g["sim_opt_sampling_points"]
+    assert base == pytest.approx(g["sim_optimism_points"], rel=0.15)  # normal approximation
+    assert g["sim_opt_shared_points"] < 0.9 * base  # below the simulated figure
+    assert g["sim_opt_seed_points"] > 1.05 * base  # above it
+    assert g["sim_opt_shared_points"] < g["sim_opt_shared_seed_points"] < g["sim_opt_seed_points"]
+
+
+# --- inference: the training flag ------------------------------------------------------------
+
+def test_model_call_without_a_flag_runs_augmentation_layers_in_training_mode(g):
+    n = g["flip_n"]
+    assert g["flip_mirror_differs"] is True  # a flip is visible on this digit
+    assert 3 <= g["flip_changed_call"] <= n - 3  # about half of the copies flipped
+    assert g["flip_changed_no_training"] == 0
+    assert g["flip_changed_predict"] == 0
+    assert g["flip_evaluate_loss"] == 0.0
+
+
+def test_dropout_and_noise_layers_default_to_inference_mode(g):
+    assert g["net_call_diff"] < 1e-6
