@@ -35,6 +35,11 @@ MAX_FRAMES = 400  # a page carries every frame; more than this is too heavy for 
 DPI = 80  # the book's column is about 750 px wide; 80 dpi keeps frames sharp and small
 PALETTE_COLORS = 96  # frames are stored as palette PNGs: 2-4x smaller, no visible loss
 SPEEDS = (0.25, 1.0)
+# the player's buttons, in characters every common font has (U+23EE and U+23F8 are often
+# missing and show as empty boxes); U+FE0E asks for text, not emoji, presentation
+# (reglab-explorer.js shows U+275A U+275A for pause while playing)
+ICONS = {"restart": "\u21ba", "back": "|\u25c0\ufe0e", "play": "\u25b6\ufe0e",
+         "forward": "\u25b6\ufe0e|"}
 
 
 @dataclass(frozen=True)
@@ -273,10 +278,10 @@ def _control_html(k: int, name: str, c: Control) -> str:
     buttons = "".join(
         f'<button type="button" data-action="{action}" title="{tip}" aria-label="{tip}">'
         f"{icon}</button>"
-        for action, icon, tip in (("restart", "\u23ee", "restart"),
-                                  ("back", "\u25c0\ufe0e", "step back"),
-                                  ("play", "\u25b6\ufe0e", "play / pause"),
-                                  ("forward", "\u25b6\ufe0e|", "step forward")))
+        for action, icon, tip in (("restart", ICONS["restart"], "restart"),
+                                  ("back", ICONS["back"], "step back"),
+                                  ("play", ICONS["play"], "play / pause"),
+                                  ("forward", ICONS["forward"], "step forward")))
     speeds = "".join(f'<option value="{s}"{" selected" if s == 1.0 else ""}>{s:g}\u00d7</option>'
                      for s in SPEEDS)
     return (f'<div class="reglab-explorer-control reglab-explorer-player" data-control="{k}" '
@@ -384,8 +389,9 @@ def _player(w, label: str, c: Control):
     w.jslink((play, "value"), (scrub, "value"))
     readout = w.Label(f"{c.labels[c.start]} / {c.labels[-1]}")
     buttons = {name: w.Button(description=icon, tooltip=name, layout=w.Layout(width="3em"))
-               for name, icon in (("restart", "\u23ee"), ("step back", "\u25c0"),
-                                  ("step forward", "\u25b6|"))}
+               for name, icon in (("restart", ICONS["restart"]),
+                                  ("step back", ICONS["back"]),
+                                  ("step forward", ICONS["forward"]))}
     speed = w.ToggleButtons(options=[(f"{s:g}\u00d7", s) for s in SPEEDS], value=1.0,
                             layout=w.Layout(width="auto"),
                             style={"button_width": "4em"})

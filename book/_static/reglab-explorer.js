@@ -49,10 +49,11 @@
       var speed = bar.querySelector(".reglab-explorer-speed");
       var playButton = bar.querySelector('[data-action="play"]');
       var timer = null;
+      var playIcon = playButton.textContent;
 
       function stop() {
         if (timer !== null) { clearTimeout(timer); timer = null; }
-        playButton.textContent = "\u25b6\ufe0e";
+        playButton.textContent = playIcon;
         bar.dataset.playing = "0";
       }
       function tick() {
@@ -62,7 +63,7 @@
       }
       function play() {
         if (position[c] >= data.shape[c] - 1) { move(c, 0); }
-        playButton.textContent = "\u23f8\ufe0e";
+        playButton.textContent = "\u275a\u275a";  // pause
         bar.dataset.playing = "1";
         timer = setTimeout(tick, base / Number(speed.value));
       }
