@@ -4,8 +4,8 @@ A real `jupyter lab` on loopback (a free port, a token, its own config and runti
 serves a copy of the released exercise. Playwright drives Debian's Chromium through it:
 run the blank notebook (the checks say what is missing, without a traceback), type a wrong
 answer (the hint names the slip), then the right one, answer a quiz item (saved, graded on
-submission), and move an explorer's slider. No request may leave loopback. Screenshots go to _build/screenshots/lab/.
-The server is shut down whatever happens.
+submission), and move an explorer's slider. No request may leave loopback. Screenshots go
+to _build/screenshots/lab/. The server is shut down whatever happens.
 """
 
 from __future__ import annotations
