@@ -39,8 +39,12 @@ class _DropExpected(ast.NodeTransformer):
 
 
 def _loaded_names(tree: ast.AST) -> set[str]:
-    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)
-            and isinstance(n.ctx, (ast.Load, ast.Del))}
+    loaded = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)
+              and isinstance(n.ctx, (ast.Load, ast.Del))}
+    # `total += v` reads `total`: without this, `total = 0.0` would be dropped as a dead
+    # store, and an accumulator in a check cell would fail with NameError under the grader
+    return loaded | {n.target.id for n in ast.walk(tree)
+                     if isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name)}
 
 
 def _bound_names(stmt: ast.stmt) -> set[str] | None:

@@ -35,6 +35,13 @@ def test_strip_expected_drops_the_argument_and_its_computation():
     assert "f(x)" in out and "x = i + 1" in out
 
 
+def test_strip_expected_keeps_an_accumulator_that_is_only_added_to():
+    code = ("total = 0.0\nfor i in range(3):\n    total += f(i)\n"
+            "expected = _ref()\ncheck('t', total, expected)\n")
+    out = merge.strip_expected(code)
+    assert "total = 0.0" in out and "total += f(i)" in out and "_ref" not in out
+
+
 def test_merged_notebook_holds_no_reference_value_and_only_student_answers():
     source = merge.read_source(SOURCE)
     nb = merge.merged_notebook(source, {"task1-design-matrix": "design_matrix = None"})
