@@ -36,10 +36,13 @@ def test_strip_expected_drops_the_argument_and_its_computation():
 
 
 def test_strip_expected_keeps_an_accumulator_that_is_only_added_to():
-    code = ("total = 0.0\nfor i in range(3):\n    total += f(i)\n"
-            "expected = _ref()\ncheck('t', total, expected)\n")
+    # the reference answer is summed up in a loop; once `expected` is stripped, `total` is
+    # only read by its own `+=`, which must still find it bound
+    code = ("total = 0.0\nfor i in range(3):\n    total += i\n"
+            "expected = total\ncheck('t', f(1), expected)\n")
     out = merge.strip_expected(code)
-    assert "total = 0.0" in out and "total += f(i)" in out and "_ref" not in out
+    assert "expected = total" not in out
+    exec(out, {"f": lambda x: x, "check": lambda *args, **kwargs: None})  # no NameError
 
 
 def test_merged_notebook_holds_no_reference_value_and_only_student_answers():
