@@ -107,3 +107,28 @@ def test_best_degree_hardly_moves_with_n(g):
     assert all(3 <= d <= 5 for d in g["cap_best_degrees"])
     assert g["cap_best_degree_max"] == max(g["cap_best_degrees"])
     assert g["cap_best_degrees"][0] == g["poly_best_degree"]  # n = 20 is the sweep above
+
+
+# --- "confidently wrong", measured on the misclassified validation images ---------------
+
+def test_large_mlp_is_more_confident_in_its_mistakes(g):
+    # medians over the seeds, and paired by seed (both networks see the same split)
+    assert g["mlp_conf_wrong_large_end"] > g["mlp_conf_wrong_small_end"] + 0.1
+    assert min(g["mlp_conf_wrong_diffs"]) > 0, "not higher in every seed"
+    assert g["mlp_conf_wrong_diff_min"] == pytest.approx(min(g["mlp_conf_wrong_diffs"]))
+    assert g["mlp_conf_wrong_diff_max"] == pytest.approx(max(g["mlp_conf_wrong_diffs"]))
+    assert g["mlp_nll_wrong_large_end"] > 2 * g["mlp_nll_wrong_small_end"]
+    assert min(g["mlp_nll_wrong_diffs"]) > 0
+    assert g["mlp_nll_wrong_ratio"] > 2
+
+
+def test_large_mlp_mistakes_grow_more_confident_not_more_numerous(g):
+    best, end = g["mlp_n_wrong_large_best"], g["mlp_n_wrong_large_end"]
+    assert abs(end - best) <= 0.2 * best  # "hardly changes"
+    assert g["mlp_conf_wrong_large_end"] > g["mlp_conf_wrong_large_best"] + 0.05
+    assert g["mlp_nll_wrong_large_end"] > 1.5 * g["mlp_nll_wrong_large_best"]
+    assert g["mlp_conf_right_large_end"] > g["mlp_conf_right_large_best"]
+    assert g["mlp_share_wrong_large_end"] > 0.9
+    # the cross-entropy recomputed from the kept probabilities is Keras's validation loss
+    assert g["mlp_nll_all_large_end"] == pytest.approx(g["mlp_large_val_final"], rel=1e-3)
+    assert g["mlp_nll_all_small_end"] == pytest.approx(g["mlp_small_val_final"], rel=1e-3)

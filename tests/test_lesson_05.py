@@ -148,3 +148,57 @@ def test_too_little_patience_is_fooled_by_a_wiggle(g):
 def test_label_noise_sets_the_stakes(g):
     assert g["noisy_val_loss_ratio"] > g["clean_val_loss_ratio"] + 0.3
     assert g["clean_val_loss_min_epoch"] > g["noisy_val_loss_min_epoch"]
+
+
+# --- the inequality behind "early stopping ~ ridge", and Adam ----------------------------
+
+def test_gd_shrinks_every_direction_less_than_the_matching_ridge(g):
+    # 1 - (1 - eta s)^tau >= 1 - exp(-x) >= x / (1 + x): never negative, on every triple
+    assert g["shrink_n_triples"] >= 1000
+    assert g["shrink_gap_min"] >= -1e-12
+    assert g["shrink_formula_err"] < 1e-8  # the formula is what gradient descent computed
+    assert g["shrink_norm_ratio_min"] >= 1.0  # so the weight vector is never shorter
+    assert g["shrink_norm_ratio_max"] > 1.05
+    # the continuous bound's largest gap, at e^x = (1 + x)^2
+    assert g["shrink_gap_argmax"] == pytest.approx(2.513, abs=0.01)
+    assert g["shrink_gap_max_cont"] == pytest.approx(0.2036, abs=0.001)
+    # the discrete gap is largest after the first step along the strongest direction: 1 vs 1/2
+    assert g["shrink_gap_max"] == pytest.approx(0.5, abs=1e-9)
+    assert g["shrink_gap_max_tau"] == 1 and g["shrink_gap_max_is_top"]
+    # the closest ridge has a weaker penalty than 1/(eta tau), in 80% of the cases at least
+    assert g["lin_best_c"] < 1 and g["lin_best_c_hi"] < 1
+
+
+def test_adam_breaks_the_eigen_direction_picture(g):
+    assert g["gd_rot_change"] < 1e-10  # gradient descent: rotation-equivariant
+    assert g["adam_rot_change_min"] > 0.05  # Adam: not, in every problem
+    assert g["adam_rot_change"] > 0.1
+    assert g["gd_outside"] == 0
+    assert g["adam_outside"] > 0.1
+
+
+# --- loss vs accuracy, and ReduceLROnPlateau --------------------------------------------
+
+def test_loss_and_accuracy_pick_different_epochs_with_noisy_labels(g):
+    loss_epochs, acc_epochs = g["monitor_loss_epochs_noisy"], g["monitor_acc_epochs_noisy"]
+    assert len(loss_epochs) == len(acc_epochs) == g["n_seeds"]
+    assert g["monitor_n_differ_noisy"] == sum(a != b for a, b in zip(loss_epochs, acc_epochs))
+    assert g["monitor_n_differ_noisy"] >= g["n_seeds"] - 1
+    assert sorted(acc_epochs)[1] < sorted(loss_epochs)[1]  # the accuracy peaks earlier
+    assert g["monitor_acc_gap_points_noisy"] > 0.5
+    assert g["monitor_loss_ratio_noisy"] > 1.02
+    assert g["acc_step_points"] == pytest.approx(100 / g["n_val"])
+
+
+def test_plateau_replay_lowers_the_rate_where_early_stopping_would_stop(g):
+    for kind in ("noisy", "clean"):
+        rates = g[f"plateau_rates_{kind}"]
+        assert len(rates) == g["epochs"]
+        assert all(b <= a for a, b in zip(rates, rates[1:]))  # only ever lowered
+        assert rates[0] == pytest.approx(g["learning_rate"])
+        assert min(rates) >= g["plateau_min_lr"] * (1 - 1e-6)
+        assert g[f"plateau_same_as_stop_{kind}"]
+        assert g[f"plateau_n_reductions_{kind}"] >= 1
+        first = g[f"plateau_first_{kind}"]
+        assert rates[first - 1] == pytest.approx(g["learning_rate"])
+        assert rates[first] == pytest.approx(g["learning_rate"] * g["plateau_factor"])
