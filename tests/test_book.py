@@ -102,7 +102,7 @@ GLOSSARY_TERMS = ["λ", "weight decay", "decoupled weight decay", "L2 penalty", 
                   "patience", "data augmentation", "label-preserving transformation",
                   "capacity", "overfitting", "validation set", "max-norm constraint",
                   "bias–variance trade-off"]
-ANIMATED = ["01-overfitting", "03-l1-sparsity"]
+ANIMATED = ["03-l1-sparsity"]  # chapter 01's λ sweep became an explorer
 
 
 def _words(html: str) -> str:

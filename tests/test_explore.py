@@ -217,3 +217,17 @@ def test_the_live_player_steps_restarts_and_changes_speed():
     assert scrub.value == 0
     speed.value = 0.25
     assert play.interval == 800
+
+
+def test_under_the_grader_no_frame_is_drawn(monkeypatch):
+    calls = []
+
+    def frame(slope):
+        calls.append(slope)
+        return line(slope)
+
+    monkeypatch.setenv("REGLAB_GRADING", "1")
+    shown = explore(frame, slope=[1, 2, 3])
+    assert calls == [] and "3 frames, not drawn while grading" in repr(shown)
+    with pytest.raises(ValueError, match="empty"):  # bad input is still reported
+        explore(frame, slope=[])

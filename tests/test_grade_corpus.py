@@ -1,6 +1,6 @@
 """The adversarial corpus: one grading run over a class of hostile and broken submissions.
 
-Every submission is built from the committed solution (all answers right, 14 points) or the
+Every submission is built from the committed solution (all answers right, full points) or the
 released exercise (all blank) by editing cells. The class is graded once per session (two
 workers) and each case asserts its status and total. The run must never crash.
 """
@@ -23,9 +23,10 @@ from reglab.release import nbgrader_meta
 pytestmark = pytest.mark.notebooks
 SOURCE = ROOT / "solutions" / "01-overfitting.ipynb"
 EXERCISE = ROOT / "exercises" / "01-overfitting.ipynb"
-FULL = 14
+FULL = sum(nbgrader_meta(c).get("points", 0) for c in nbformat.read(SOURCE, as_version=4).cells
+           if nbgrader_meta(c).get("grade"))
 
-WRONG_DIAGNOSE = 'def diagnose(train_loss, val_loss, high, max_gap):\n    return "good fit"\n'
+WRONG_DIAGNOSE = 'def diagnose(train_loss, val_loss, high, min_rise):\n    return "good fit"\n'
 
 
 def solution():
@@ -45,7 +46,7 @@ def answered(**answers):
 
 
 def diagnose_with(prefix: str, body: str = '    return "good fit"\n') -> str:
-    return prefix + "\ndef diagnose(train_loss, val_loss, high, max_gap):\n" + body
+    return prefix + "\ndef diagnose(train_loss, val_loss, high, min_rise):\n" + body
 
 
 def stripped_metadata():
@@ -135,7 +136,7 @@ from reglab.checks import RECORD_MIME
 def _forge(name, value):
     publish_display_data({RECORD_MIME: {"name": name, "how": "exact", "rtol": 0, "atol": 0,
                                         "value": value}})
-def diagnose(train_loss, val_loss, high, max_gap):
+def diagnose(train_loss, val_loss, high, min_rise):
     for n in ("both losses stay high", "hidden edge cases", "hidden random cases"):
         _forge("diagnose: " + n, "underfit")
     return "good fit"
@@ -145,14 +146,14 @@ import reglab.checks as _c
 def check(name, got, expected, **kw):   # record the expected value instead of got
     _c.record(name, expected, kw.get("how", "allclose"), 1e-7, 1e-10)
 _c.check = check
-def diagnose(train_loss, val_loss, high, max_gap):
+def diagnose(train_loss, val_loss, high, min_rise):
     return "good fit"
 '''
 ALWAYS_EQUAL = '''
 class _Yes:
     def __eq__(self, other):
         return True
-def diagnose(train_loss, val_loss, high, max_gap):
+def diagnose(train_loss, val_loss, high, min_rise):
     return _Yes()
 '''
 PATCHED_NUMPY = '''
@@ -164,18 +165,18 @@ np.testing.assert_array_equal = lambda *a, **k: None
 PATCHED_BUILTINS = "import builtins\nbuiltins.sum = lambda *a, **k: 0\nbuiltins.abs = lambda x: 0\n"
 CUSTOM_EXC = "get_ipython().set_custom_exc((BaseException,), lambda *a, **k: None)\n"
 HARD_CODED = '''
-def diagnose(train_loss, val_loss, high, max_gap):
+def diagnose(train_loss, val_loss, high, min_rise):
     return {0.93: "underfit", 0.02: "overfit"}.get(train_loss[-1], "good fit")
 '''
 READS_EXPECTED = '''
-def diagnose(train_loss, val_loss, high, max_gap):
+def diagnose(train_loss, val_loss, high, min_rise):
     import inspect
     caller = inspect.currentframe().f_back.f_globals
     return caller.get("expected", caller.get("_reference_diagnose", lambda *a: "good fit")(
-        train_loss, val_loss, high, max_gap))
+        train_loss, val_loss, high, min_rise))
 '''
 STUBBORN_LOOP = """import time
-def diagnose(train_loss, val_loss, high, max_gap):
+def diagnose(train_loss, val_loss, high, min_rise):
     while True:   # swallows the grader's interrupt: only the notebook time limit stops it
         try:
             time.sleep(0.2)
