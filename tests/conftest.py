@@ -22,6 +22,17 @@ def committed_notebooks(*folders: str) -> list[Path]:
     return sorted(p for folder in folders for p in (ROOT / folder).glob("*.ipynb"))
 
 
+def full_points(notebook: Path) -> float:
+    """The points of every graded cell of an exercise notebook: what full marks are."""
+    import nbformat
+
+    from reglab.release import nbgrader_meta
+
+    return sum(nbgrader_meta(c).get("points", 0)
+               for c in nbformat.read(notebook, as_version=4).cells
+               if nbgrader_meta(c).get("grade"))
+
+
 def jupyter_book() -> str:
     return str(Path(sys.executable).with_name("jupyter-book"))
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import ROOT
+from conftest import ROOT, full_points
 
 from reglab.grade import grade
 from reglab.grade_judge import HIDDEN_FAILED
@@ -23,8 +23,7 @@ from reglab.release import nbgrader_meta
 pytestmark = pytest.mark.notebooks
 SOURCE = ROOT / "solutions" / "01-overfitting.ipynb"
 EXERCISE = ROOT / "exercises" / "01-overfitting.ipynb"
-FULL = sum(nbgrader_meta(c).get("points", 0) for c in nbformat.read(SOURCE, as_version=4).cells
-           if nbgrader_meta(c).get("grade"))
+FULL = full_points(SOURCE)
 
 WRONG_DIAGNOSE = 'def diagnose(train_loss, val_loss, high, min_rise):\n    return "good fit"\n'
 
