@@ -107,10 +107,25 @@ def built_book() -> subprocess.CompletedProcess:
     return BookBuild.wait()
 
 
+class _NonFinite(ast.NodeTransformer):
+    """`inf` and `nan` in a repr (a glued float('inf')) as the constants they stand for."""
+
+    def visit_Name(self, node):
+        if node.id in ("inf", "nan"):
+            return ast.copy_location(ast.Constant(float(node.id)), node)
+        return node
+
+
+def glued_value(text: str):
+    """A glued value from its text/plain repr: a Python literal, where inf and nan may appear."""
+    tree = _NonFinite().visit(ast.parse(text, mode="eval"))
+    return ast.literal_eval(tree.body)
+
+
 def glue_values(glue_json: Path) -> dict:
     """{name: value} of every myst-nb `glue` of a chapter, from the build's NAME.glue.json."""
     outputs = json.loads(glue_json.read_text(encoding="utf-8"))
-    return {name: ast.literal_eval(out["data"]["text/plain"]) for name, out in outputs.items()}
+    return {name: glued_value(out["data"]["text/plain"]) for name, out in outputs.items()}
 
 
 def executed_glue(notebook: str) -> dict:
@@ -122,7 +137,7 @@ def executed_glue(notebook: str) -> dict:
     nb, _ = execute(ROOT / notebook, timeout=600)
     found = [item for cell in nb.cells if cell.cell_type == "code"
              for item in extract_glue_data_cell(cell)]
-    return {name: ast.literal_eval(out["data"]["text/plain"]) for name, out in found}
+    return {name: glued_value(out["data"]["text/plain"]) for name, out in found}
 
 
 @pytest.fixture(scope="session")
