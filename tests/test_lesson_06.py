@@ -14,37 +14,54 @@ NOTEBOOK = "notebooks/06-data-augmentation.ipynb"
 
 
 # --- the experiment: small rotations and shifts against none against flips --------------
+# Claims rest on test accuracy at the validation-chosen checkpoint, paired by seed, with a
+# 95% t-interval over >= 10 seeds; an interval that touches zero fails these tests.
 
-def test_the_claims_rest_on_several_seeds(g):
-    assert g["aug_n_seeds"] >= 3
-    assert len(g["aug_val_none_runs"]) == len(g["aug_val_good_runs"]) == g["aug_n_seeds"]
-
-
-def test_label_preserving_augmentation_raises_validation_accuracy(g):
-    # median of the paired (same split, same initial weights) per-seed differences
-    assert g["aug_gain_median"] >= 0.02
-    # and the medians themselves (a noisier comparison than the paired one)
-    assert g["aug_val_good"] >= g["aug_val_none"] + 0.01
-    assert g["aug_median_diff_points"] == pytest.approx(
-        100 * (g["aug_val_good"] - g["aug_val_none"]))
-    # the gain is not one lucky seed
-    assert g["aug_seeds_improved"] >= g["aug_n_seeds"] - 1
-    assert g["aug_gain_points"] == pytest.approx(100 * g["aug_gain_median"])
+def test_the_claims_rest_on_ten_seeds_and_a_test_set_used_once(g):
+    assert g["aug_n_seeds"] >= 10
+    assert g["aug_dof"] == g["aug_n_seeds"] - 1
+    assert len(g["aug_test_none_runs"]) == len(g["aug_test_good_runs"]) == g["aug_n_seeds"]
+    assert g["aug_n_test"] >= 500  # a test set large enough to quote
+    assert g["aug_n_checkpoints"] == g["aug_steps"] // g["aug_eval_every"] >= 5
 
 
-def test_augmentation_narrows_the_generalization_gap(g):
-    assert g["aug_train_none"] >= 0.99  # without augmentation the net memorises its images
+def test_label_preserving_augmentation_raises_test_accuracy(g):
+    # the paired interval lies above zero, and the mean gain is at least a point
+    assert g["aug_gain_low"] > 0.0
+    assert g["aug_gain_mean"] >= 0.01
+    assert g["aug_gain_low"] <= g["aug_gain_mean"] <= g["aug_gain_high"]
+    assert g["aug_gain_better"] >= g["aug_n_seeds"] - 2  # not one lucky seed
+    assert g["aug_test_good"] > g["aug_test_none"]
+    assert g["aug_gain_points"] == pytest.approx(100 * g["aug_gain_mean"])
+
+
+def test_augmented_runs_peak_later(g):
+    # the prose: without augmentation the best checkpoint comes early, with it later
+    assert g["aug_step_good"] >= g["aug_step_none"] + 2 * g["aug_eval_every"]
+
+
+def test_validation_optimism_is_small_as_stated(g):
+    # "exceeds its test accuracy by a median of only ...": small, and not negative
+    assert 0.0 <= g["aug_optimism_all"] < 0.02
+
+
+def test_augmentation_does_not_stop_the_net_from_fitting_its_training_images(g):
+    # what was measured instead of "cannot memorise": clean training accuracy stays high
+    assert g["aug_train_none"] >= 0.99
+    assert g["aug_train_good"] >= 0.97
+    # the gap narrows because test accuracy rises, not because training accuracy falls
     assert g["aug_gap_good"] < g["aug_gap_none"] - 0.01
+    assert g["aug_train_none"] - g["aug_train_good"] < g["aug_test_good"] - g["aug_test_none"]
 
 
-def test_label_changing_flips_lower_validation_accuracy_below_no_augmentation(g):
-    # compared with NO augmentation (the stronger claim), median of per-seed changes
-    assert g["aug_flip_change_median"] <= -0.03
-    assert g["aug_val_flip"] <= g["aug_val_none"] - 0.03
-    assert g["aug_seeds_flip_worse"] == g["aug_n_seeds"]
+def test_label_changing_flips_lower_test_accuracy_below_no_augmentation(g):
+    assert g["aug_flip_high"] < 0.0  # the whole interval below zero
+    assert g["aug_flip_mean"] <= -0.03
+    assert g["aug_flip_worse"] >= g["aug_n_seeds"] - 1
+    assert g["aug_test_flip"] <= g["aug_test_none"] - 0.03
     # and, a fortiori, below the label-preserving augmentation
-    assert g["aug_flip_vs_good_median"] <= -0.05
-    assert g["aug_flip_points"] == pytest.approx(-100 * g["aug_flip_change_median"])
+    assert g["aug_flip_vs_good_high"] < -0.03
+    assert g["aug_flip_points"] == pytest.approx(100 * g["aug_flip_mean"])
 
 
 def test_flip_damage_does_not_show_on_the_training_set(g):
@@ -74,7 +91,23 @@ def test_predictions_are_deterministic_at_inference(g):
     assert g["inf_train_mode_repeat"] > 0.0  # training=True: a new draw each call
 
 
+def test_a_direct_call_without_training_argument_augments(g):
+    # Keras 3: the random preprocessing layers default to training=True, so model(x) is a
+    # random draw while predict / training=False are clean (issue 14, item 1)
+    assert g["keras_version"].startswith("3.")
+    assert g["inf_n_calls"] >= 5
+    assert g["inf_direct_changed"] == g["inf_n_calls"]  # rotations + shifts move every image
+    assert g["inf_direct_class_changed"] > 0.0
+    # a RandomFlip model on eight photographs: a call changes none of them with chance 1/256
+    assert g["inf_flip_direct_changed"] >= g["inf_n_calls"] - 1
+    assert g["inf_flip_predict_changed"] == 0
+
+
 # --- the explorer: the trained networks on turned validation digits -----------------------
+
+def test_explorer_uses_a_subset_of_the_seeds(g):
+    assert 3 <= g["rot_n_seeds"] <= g["aug_n_seeds"]
+
 
 def test_explorer_augmented_net_is_more_robust_inside_the_training_range(g):
     # per-seed drop in accuracy from 0 degrees to the augmentation's maximum angle
