@@ -1,5 +1,6 @@
 """reglab release: round trip, validation errors, atomic writes, and exercises/ in sync."""
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -7,6 +8,7 @@ import pytest
 from conftest import ROOT, committed_notebooks
 
 from reglab import cli
+from reglab.checks import QUIZ_OPTIONS, answer_key
 from reglab.release import ReleaseError, build, release, stale, student_version
 
 
@@ -195,3 +197,19 @@ def test_clean_removes_outputs(tmp_path):
     assert cli.main(["clean", str(path)]) == 0
     cleaned = nbformat.read(path, as_version=4)
     assert cleaned.cells[1].outputs == [] and cleaned.cells[1].execution_count is None
+
+
+@pytest.mark.parametrize("path", committed_notebooks("solutions"), ids=lambda p: p.stem)
+def test_no_quiz_key_reaches_the_student(path):
+    """A graded quiz item's key is only in the hidden tests: neither the released exercise nor
+    the package holds the key of any option, so a student cannot test answers against it."""
+    solution = path.read_text(encoding="utf-8")
+    exercise = (ROOT / "exercises" / path.name).read_text(encoding="utf-8")
+    names = set(re.findall(r'check_choice\(\s*\\?"([^"\\]+)', solution))
+    keys = {answer_key(name, option) for name in names for option in QUIZ_OPTIONS}
+    package = "".join(p.read_text(encoding="utf-8") for p in (ROOT / "reglab").glob("*.py"))
+    assert not [k for k in keys if k in exercise], "a quiz key is in the released exercise"
+    assert not [k for k in keys if k in package], "a quiz key is in the reglab package"
+    assert "check_choice(" not in exercise
+    for name in names:  # each item still says, visibly, whether it is answered
+        assert re.search(rf'answered\(\s*\\?"{re.escape(name)}\\?"', exercise), name
