@@ -105,6 +105,7 @@ def test_more_data_does_not_cure_underfitting(g):
 def test_best_degree_hardly_moves_with_n(g):
     assert g["cap_n_count"] == len(g["cap_best_degrees"])
     assert all(3 <= d <= 5 for d in g["cap_best_degrees"])
+    assert g["cap_best_degree_min"] == min(g["cap_best_degrees"])
     assert g["cap_best_degree_max"] == max(g["cap_best_degrees"])
     assert g["cap_best_degrees"][0] == g["poly_best_degree"]  # n = 20 is the sweep above
 
@@ -124,7 +125,7 @@ def test_large_mlp_is_more_confident_in_its_mistakes(g):
 
 def test_large_mlp_mistakes_grow_more_confident_not_more_numerous(g):
     best, end = g["mlp_n_wrong_large_best"], g["mlp_n_wrong_large_end"]
-    assert abs(end - best) <= 0.2 * best  # "hardly changes"
+    assert abs(end - best) <= 0.1 * best  # "hardly changes"
     assert g["mlp_conf_wrong_large_end"] > g["mlp_conf_wrong_large_best"] + 0.05
     assert g["mlp_nll_wrong_large_end"] > 1.5 * g["mlp_nll_wrong_large_best"]
     assert g["mlp_conf_right_large_end"] > g["mlp_conf_right_large_best"]

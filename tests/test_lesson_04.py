@@ -103,6 +103,12 @@ def test_setting_is_chapter_01_design_with_ten_seeds(g):
     assert g["exp_keep"] == pytest.approx(1 - g["exp_rate"])
     assert g["exp_input_keep"] == pytest.approx(1 - g["exp_input_rate"])
     assert g["exp_input_rate"] < g["exp_rate"]  # inputs get the smaller drop probability
+    # the explorer's caption: the trained network's sizes, and a smaller stand-in drawn for it
+    assert g["exp_real_inputs"] == g["ens_n_inputs"]
+    assert g["exp_real_hidden_1"] == g["exp_real_hidden_2"] == g["exp_units"]
+    assert g["exp_real_outputs"] == 10  # the ten digits
+    assert g["exp_drawn_inputs"] < g["exp_real_inputs"]
+    assert g["exp_drawn_hidden"] < g["exp_units"]
 
 
 def test_side_by_side_training_is_keras_fit(g):

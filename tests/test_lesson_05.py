@@ -202,3 +202,6 @@ def test_plateau_replay_lowers_the_rate_where_early_stopping_would_stop(g):
         first = g[f"plateau_first_{kind}"]
         assert rates[first - 1] == pytest.approx(g["learning_rate"])
         assert rates[first] == pytest.approx(g["learning_rate"] * g["plateau_factor"])
+    # The defaults differ (the prose says so), and the comparison above used both.
+    assert g["plateau_min_delta"] > 0
+    assert g["stop_min_delta"] == 0
