@@ -2,7 +2,9 @@
 
 Every value comes from the chapter's own `glue` calls (medians over seeds for the trained
 networks and the random-feature fits, paired per-seed differences with their range where an
-effect is small), read from the notebook the book build executed.
+effect is small, and, for the label smoothing chosen on validation, its effect on the test
+images as a mean over the seeds with a 95% Student-t interval), read from the notebook the
+book build executed.
 """
 
 from __future__ import annotations
@@ -46,17 +48,21 @@ def test_the_smoothed_loss_has_its_minimum_at_the_predicted_lead(g):
 
 def test_ece_bin_count_is_stated_and_its_noise_floor_measured(g):
     assert g["ece_bins"] == 10
+    assert g["ece_sim_draws"] >= 100
+    # each run's floor: its own confidences on its own held-out images
     assert g["ece_sim_n"] == g["cal_n_held_out"]
     assert 0.005 < g["ece_floor"] < 0.04  # above zero even when calibrated by construction
     assert g["ece_floor"] < g["ece_floor_p90"] < 0.05
     assert g["ece_over_005"] > g["ece_floor_p90"]  # 5 points of over-confidence stand out
+    assert 0.005 < g["ece_floor_001"] < g["ece_floor_p90_001"] < 0.05
 
 
 # --- the experiment: a long-trained MLP on digits ------------------------------------------
 
 def test_setting_and_enough_seeds_for_medians(g):
-    assert g["cal_n_seeds"] >= 5
+    assert g["cal_n_seeds"] >= 10
     assert g["cal_n_train"] == 200 and g["cal_n_held_out"] == 700
+    assert g["cal_n_test"] == 1797 - 200 - 700  # the rest of each split: the test images
     assert (g["cal_eps_0"], g["cal_eps_1"], g["cal_eps_2"]) == (0.0, 0.01, 0.1)
     for name in ("0", "001", "01"):
         assert g[f"cal_train_accuracy_{name}"] == 1.0  # every recipe fits its training set
@@ -64,7 +70,7 @@ def test_setting_and_enough_seeds_for_medians(g):
 
 def test_without_smoothing_nll_rises_while_accuracy_holds(g):
     assert g["cal_best_step"] < g["cal_steps"] / 2
-    assert g["cal_nll_final_0"] > 1.08 * g["cal_nll_best_0"]
+    assert g["cal_nll_final_0"] > 1.04 * g["cal_nll_best_0"]
     assert g["cal_nll_rise_seeds"] == g["cal_n_seeds"]  # in every seed, not only the median
     assert abs(g["cal_acc_final_0"] - g["cal_acc_at_best_0"]) <= 0.01
 
@@ -72,7 +78,10 @@ def test_without_smoothing_nll_rises_while_accuracy_holds(g):
 def test_the_unsmoothed_network_is_over_confident(g):
     assert g["cal_overconfidence_0"] > 0.015
     assert g["cal_confidence_0"] > g["cal_accuracy_0"] + 0.015
-    assert g["cal_ece_0"] > g["ece_floor"]
+    assert g["cal_overconf_seeds"] == g["cal_n_seeds"]  # over-confident in every seed
+    assert g["cal_ece_0"] > g["ece_floor_p90"]
+    # more than chance: above its own floor's 90th percentile in (nearly) every seed
+    assert g["cal_ece_above_floor_0"] >= g["cal_n_seeds"] - 1
     assert g["cal_confidence_wrong_0"] > 0.6  # sure of its mistakes
     assert g["cal_lead_0"] > g["cal_bound_001"]  # its training logits lead further than any cap
 
@@ -87,9 +96,27 @@ def test_small_eps_lowers_nll_at_equal_accuracy(g):
     assert g["cal_dnll_001"] < -0.01
     assert g["cal_nll_lower_001"] >= g["cal_n_seeds"] - 1
     assert abs(g["cal_daccuracy_001"]) <= 0.01
-    # its ECE change is within the noise the chapter measured: no claim either way
-    assert abs(g["cal_dece_001"]) < g["ece_floor_p90"]
+    # its ECE change on validation is within the noise the chapter measured: no claim there
+    assert abs(g["cal_dece_001"]) < g["ece_floor_p90_001"]
     assert g["cal_dece_001_min"] < 0 < g["cal_dece_001_max"]
+
+
+def test_eps_chosen_on_validation_lowers_the_test_nll_at_equal_accuracy(g):
+    n = g["cal_n_seeds"]
+    assert g["cal_t_dof"] == n - 1
+    assert g["cal_chosen_0"] + g["cal_chosen_001"] + g["cal_chosen_01"] == n
+    assert g["cal_chosen_001"] >= n - 1  # the small eps wins on validation
+    # on the test images, scored once: the NLL gain is real (the interval excludes zero)...
+    assert g["cal_test_dnll_low"] < g["cal_test_dnll"] < g["cal_test_dnll_high"] < 0
+    assert g["cal_test_nll_lower"] >= n - 2
+    # ...and smaller than on the validation images it was chosen on (the same statistic)
+    assert g["cal_test_dnll"] > g["cal_dnll_001_mean"]
+    # the accuracy does not change measurably
+    assert g["cal_test_daccuracy_low"] < 0 < g["cal_test_daccuracy_high"]
+    assert abs(g["cal_test_daccuracy"]) < 0.01
+    # the ECE falls "by about a point": an interval below zero
+    assert -0.02 < g["cal_test_dece"] < -0.005
+    assert g["cal_test_dece_high"] < 0
 
 
 def test_eps_0_1_makes_the_network_under_confident_and_worse_in_nll(g):
@@ -130,11 +157,17 @@ def test_mixup_lowers_confidence_more_for_larger_alpha(g):
     # below the accuracy now: the ECE rises in every seed
     assert g["mix_confidence_02"] < g["mix_accuracy_02"]
     assert g["mix_confidence_1"] < g["mix_accuracy_1"]
-    assert g["mix_ece_worse_02"] == g["mix_ece_worse_1"] == g["cal_n_seeds"]
+    assert g["mix_ece_worse_02"] >= g["cal_n_seeds"] - 1
+    assert g["mix_ece_worse_1"] >= g["cal_n_seeds"] - 1
 
 
-def test_mixup_changes_neither_accuracy_nor_nll_measurably(g):
+def test_mixup_does_not_raise_accuracy_nor_change_nll_measurably(g):
+    # alpha = 0.2: no measurable accuracy change; alpha = 1: a small loss
+    assert g["mix_daccuracy_02_low"] < 0 < g["mix_daccuracy_02_high"]
+    assert -0.015 < g["mix_daccuracy_1_mean"] < g["mix_daccuracy_1_high"] < 0
+    assert g["mix_acc_lower_1"] >= g["cal_n_seeds"] - 2
     for name in ("02", "1"):
+        assert g[f"mix_dnll_{name}_low"] < 0 < g[f"mix_dnll_{name}_high"]
         assert abs(g[f"mix_daccuracy_{name}"]) < 0.01
         assert g[f"mix_daccuracy_{name}_min"] < 0.005  # not a gain in every seed
         assert g[f"mix_daccuracy_{name}_max"] < 0.015  # and nowhere more than 1.5 points
@@ -167,8 +200,31 @@ def test_the_error_falls_again_past_the_threshold_below_the_first_minimum(g):
 
 
 def test_dead_units_delay_the_threshold_in_some_seeds(g):
-    assert 1 <= g["dd_full_rank_at_m"] <= g["dd_n_seeds"]
-    assert g["dd_rank_at_m_min"] <= g["dd_m"]
+    m, n = g["dd_m"], g["dd_n_seeds"]
+    assert 1 <= g["dd_full_rank_at_m"] < n  # some seeds are short of rank m at p = m
+    assert g["dd_rank_at_m_min"] < m
+    assert g["dd_n_short_at_m"] == n - g["dd_full_rank_at_m"]
+    assert g["dd_interp_at_m"] == g["dd_full_rank_at_m"]  # exact fits need rank m
+    assert g["dd_interp_all_p"] > m  # so every seed interpolates only later
+    # a few ranks short of square: better conditioned than square, still far worse than p = m/2
+    assert g["dd_smin_at_m_full"] < g["dd_smin_at_m_short"] < g["dd_smin_at_half"] / 10
+    assert g["dd_test_at_m_short"] > 30 * g["dd_under_best"]
+    assert g["dd_test_at_m_full"] > 30 * g["dd_under_best"]
+    # some rank-deficient seeds still peak at p = m, more of the others later than earlier,
+    # and "a little": within a factor 2 of m
+    assert 1 <= g["dd_short_peak_at_m"] < g["dd_n_short_at_m"]
+    assert (g["dd_short_peak_at_m"] + g["dd_short_peak_later"] + g["dd_short_peak_earlier"]
+            == g["dd_n_short_at_m"])
+    assert g["dd_short_peak_later"] > g["dd_short_peak_earlier"]
+    assert m < g["dd_short_peak_latest"] <= 2 * m
+    assert g["dd_seed_peak_min"] >= m / 2
+
+
+def test_a_tiny_fixed_penalty_already_cuts_the_peak(g):
+    assert g["dd_fixed_at_m_0"] == pytest.approx(g["dd_peak_height"])  # the peak is at p = m
+    assert g["dd_fixed_at_m_1e6"] < g["dd_fixed_at_m_0"] / 10
+    assert g["dd_fixed_at_m_1e4"] < g["dd_fixed_at_m_1e6"] / 2
+    assert g["dd_fixed_at_m_1e4"] < 2 * g["dd_tuned_at_m"]  # 1e-4 flattens it nearly as well
 
 
 def test_tuned_ridge_removes_the_peak(g):
@@ -200,6 +256,7 @@ def test_gradient_descent_stays_in_the_row_space_on_its_way_to_the_min_norm_fit(
     assert g["gd_rel_dist"] > 0.1  # not there yet, as the prose says
     assert g["gd_train_gd"] > 1e-4
     assert g["gd_test_gd"] < g["gd_test_plus"]  # early stopping acting like ridge
+    assert g["gd_seed"] in range(g["dd_n_seeds"])  # one seed, one p: stated as such
 
 
 def test_another_interpolant_fits_as_well_and_predicts_worse(g):
