@@ -1,6 +1,7 @@
 """The student's JupyterLab, in Chromium: exercise 02 worked through as a student works it.
 
-A real `jupyter lab` on loopback (a free port, a token, its own config and runtime folders)
+A real `jupyter lab` on loopback (a port the system picks, a token, its own config and runtime
+folders)
 serves a copy of the released exercise. Playwright drives Debian's Chromium through it:
 run the blank notebook (the checks say what is missing, without a traceback), type a wrong
 answer (the hint names the slip), then the right one, answer a quiz item (saved, graded on
@@ -15,7 +16,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -41,10 +41,25 @@ RIGHT = '''def l2_penalty(kernels, lam):
 '''
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def server_port(runtime: Path, proc: subprocess.Popen, log: Path) -> int:
+    """The port the server really listens on, from the file it writes once it is up.
+
+    Nothing is sent to a port the server has not announced: a port picked in advance can be
+    taken meanwhile by a kernel of the book build running beside the tests, and an HTTP
+    probe on a kernel's socket garbles that kernel's messages.
+    """
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    info = runtime / f"jpserver-{proc.pid}.json"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"jupyter lab exited early:\n{log.read_text()[-3000:]}")
+        if info.exists():
+            try:
+                return int(json.loads(info.read_text())["port"])
+            except (ValueError, KeyError):  # written but not yet complete
+                pass
+        time.sleep(0.5)
+    raise AssertionError(f"jupyter lab did not start:\n{log.read_text()[-3000:]}")
 
 
 def wait_for_server(url: str, proc: subprocess.Popen, log: Path) -> None:
@@ -80,7 +95,7 @@ def lab(tmp_path_factory, browser):
     work = home / "work"
     work.mkdir()
     shutil.copy(ROOT / "exercises" / NOTEBOOK, work / NOTEBOOK)
-    port, token = free_port(), secrets.token_hex(16)
+    token = secrets.token_hex(16)
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(home / "config"),
            "JUPYTER_RUNTIME_DIR": str(home / "runtime"), "HOME": str(home)}
     # every cell in the page (JupyterLab 4 otherwise leaves cells out of view out of the DOM)
@@ -92,7 +107,7 @@ def lab(tmp_path_factory, browser):
     (news / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
     log = home / "lab.log"
     command = [str(Path(sys.executable).with_name("jupyter")), "lab", "--no-browser",
-               "--ip=127.0.0.1", f"--port={port}", f"--IdentityProvider.token={token}",
+               "--ip=127.0.0.1", "--port=0", f"--IdentityProvider.token={token}",
                f"--ServerApp.root_dir={work}", f"--LabApp.workspaces_dir={home / 'ws'}",
                f"--LabApp.user_settings_dir={home / 'settings'}",
                "--expose-app-in-browser", "--allow-root", "--LabApp.news_url=None",
@@ -102,7 +117,7 @@ def lab(tmp_path_factory, browser):
         proc = subprocess.Popen(command, cwd=work, env=env, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        base = f"http://127.0.0.1:{port}"
+        base = f"http://127.0.0.1:{server_port(home / 'runtime', proc, log)}"
         wait_for_server(f"{base}/api/status?token={token}", proc, log)
         yield base, token
     finally:
