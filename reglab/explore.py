@@ -114,8 +114,7 @@ def _as_control(name: str, spec) -> Control:
         return spec
     if isinstance(spec, Mapping):
         return Dropdown(spec, label=name)
-    if isinstance(spec, (str, bytes)) or not isinstance(spec, Sequence) and \
-            not hasattr(spec, "__len__"):
+    if isinstance(spec, (str, bytes)) or not hasattr(spec, "__len__"):
         raise TypeError(f"explore: control {name!r} must be a Slider, Dropdown or Player "
                         f"(or a list of values for a slider), not {type(spec).__name__}")
     return Slider(list(spec), label=name)
@@ -168,10 +167,11 @@ class Explorer:
         self.captions: list[str] = []
         self._widget = None
         for position in itertools.product(*(range(n) for n in self.shape)):
-            values = self.values_at(position)
-            self.frames.append(self._render(values, dpi))
+            png, caption = self._render(self.values_at(position), dpi)
+            self.frames.append(png)
+            self.captions.append(caption)
 
-    def _render(self, values: dict, dpi: int) -> bytes:
+    def _render(self, values: dict, dpi: int) -> tuple[bytes, str]:
         import matplotlib.pyplot as plt
 
         before = set(plt.get_fignums())
@@ -188,8 +188,7 @@ class Explorer:
         if fig is None:
             raise ValueError(f"explore: frame({_call_args(values)}) drew no figure; it must "
                              "draw one with matplotlib (plt.subplots(...) and plot)")
-        self.captions.append(_caption(result))
-        return render_png(fig, dpi)
+        return render_png(fig, dpi), _caption(result)
 
     # --- positions and frames ----------------------------------------------------------
     def values_at(self, position: Sequence[int]) -> dict:

@@ -23,14 +23,12 @@ def committed_notebooks(*folders: str) -> list[Path]:
 
 
 def full_points(notebook: Path) -> float:
-    """The points of every graded cell of an exercise notebook: what full marks are."""
+    """Full marks of an exercise notebook, as the grader counts them."""
     import nbformat
 
-    from reglab.release import nbgrader_meta
+    from reglab.grade_merge import graded_cells
 
-    return sum(nbgrader_meta(c).get("points", 0)
-               for c in nbformat.read(notebook, as_version=4).cells
-               if nbgrader_meta(c).get("grade"))
+    return sum(points for _, _, points in graded_cells(nbformat.read(notebook, as_version=4)))
 
 
 def jupyter_book() -> str:
@@ -50,7 +48,7 @@ class BookBuild:
 
     @classmethod
     def start(cls) -> None:
-        if cls.process is not None or os.environ.get("REGLAB_LESSONS_EXECUTE") == "1":
+        if cls.process is not None:
             return
         # jupyter-cache keys on code cells only, so a change to reglab would not re-execute a
         # cached chapter: the cache is emptied first (REGLAB_KEEP_BOOK_CACHE=1 keeps it)
@@ -92,9 +90,12 @@ def needs_book(item) -> bool:
 def pytest_collection_modifyitems(session, config, items):
     """Tests that need the book last; start building it now if any of them will run."""
     items.sort(key=needs_book)  # stable: the order within each group is kept
-    if any(needs_book(item) for item in items) and not os.environ.get("REGLAB_BOOK_HTML"):
-        if not config.option.collectonly:
-            BookBuild.start()
+    wanted = any(needs_book(item) for item in items) and not config.option.collectonly
+    # no early build when the lessons execute their chapters themselves or the browser tests
+    # read an existing build; a test that still needs the book starts it through built_book
+    if wanted and not (os.environ.get("REGLAB_BOOK_HTML")
+                       or os.environ.get("REGLAB_LESSONS_EXECUTE") == "1"):
+        BookBuild.start()
 
 
 def pytest_unconfigure(config):

@@ -247,10 +247,8 @@ def try_quizzes(page) -> list[dict]:
 EXPLORER_STATE = """root => ({
   frame: root.dataset.frame, ready: root.dataset.ready === "1",
   src: root.querySelector("img.reglab-explorer-frame").src,
-  caption: root.querySelector(".reglab-explorer-caption").textContent,
   readouts: Array.from(root.querySelectorAll("output")).map(o => o.textContent),
   playing: (root.querySelector(".reglab-explorer-player") || {dataset: {}}).dataset.playing,
-  width: root.querySelector("img.reglab-explorer-frame").naturalWidth,
 })"""
 
 # How long a switch takes: from the input event until the new frame is decoded and shown.
