@@ -14,9 +14,9 @@ from pathlib import Path
 
 import nbformat
 
-from reglab import grade_workers
-from reglab.grade import Settings, cached_reference, grade, sha256
-from reglab.grade_merge import read_source
+from reglab.grading import workers as grade_workers
+from reglab.grading.grade import Settings, cached_reference, grade, sha256
+from reglab.grading.merge import read_source
 from reglab.release import nbgrader_meta, student_version
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -55,7 +55,7 @@ def cmd_clean(args) -> int:
 
 
 def cmd_grade(args) -> int:
-    from reglab.grade import GradeError, grade
+    from reglab.grading.grade import GradeError, grade
 
     try:
         entries = grade(Path(args.source), Path(args.submissions), Path(args.out),

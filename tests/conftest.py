@@ -26,7 +26,7 @@ def full_points(notebook: Path) -> float:
     """Full marks of an exercise notebook, as the grader counts them."""
     import nbformat
 
-    from reglab.grade_merge import graded_cells
+    from reglab.grading.merge import graded_cells
 
     return sum(points for _, _, points in graded_cells(nbformat.read(notebook, as_version=4)))
 

@@ -6,7 +6,7 @@ import pytest
 from conftest import ROOT, committed_notebooks
 
 from reglab.execute import error_outputs, execute
-from reglab.grade import grade
+from reglab.grading.grade import grade
 from reglab.release import nbgrader_meta
 
 pytestmark = pytest.mark.notebooks

@@ -8,10 +8,10 @@ import nbformat
 import pytest
 from conftest import ROOT, full_points
 
-from reglab import grade_merge as merge
-from reglab import grade_workers
-from reglab.grade import find_submissions, grade, parse_submission
-from reglab.grade_judge import HIDDEN_FAILED, feedback_html, judge_cell
+from reglab.grading import merge
+from reglab.grading import workers as grade_workers
+from reglab.grading.grade import find_submissions, grade, parse_submission
+from reglab.grading.judge import HIDDEN_FAILED, feedback_html, judge_cell
 
 SOURCE = ROOT / "solutions" / "01-overfitting.ipynb"
 FULL = full_points(SOURCE)
@@ -250,7 +250,7 @@ def test_the_kernel_template_holds_no_thread_when_it_forks():
     import subprocess
     import sys
 
-    probe = ("import importlib, threading\nfrom reglab.grade_fork import PRELOAD\n"
+    probe = ("import importlib, threading\nfrom reglab.grading.fork import PRELOAD\n"
              "[importlib.import_module(m) for m in PRELOAD]\nprint(threading.active_count())")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True, env={"MPLBACKEND": "Agg", "PATH": "/usr/bin:/bin"})

@@ -16,8 +16,8 @@ import nbformat
 import pytest
 from conftest import ROOT, full_points
 
-from reglab.grade import grade
-from reglab.grade_judge import HIDDEN_FAILED
+from reglab.grading.grade import grade
+from reglab.grading.judge import HIDDEN_FAILED
 from reglab.release import nbgrader_meta
 
 pytestmark = pytest.mark.notebooks

@@ -1,7 +1,7 @@
 """``reglab grade SOURCE SUBMISSIONS --out DIR``: grade a class of submitted notebooks.
 
-Per submission (see :mod:`reglab.grade_merge`, :mod:`reglab.grade_run`,
-:mod:`reglab.grade_judge`): take only the answer cells, put them into a clean copy of SOURCE
+Per submission (see :mod:`reglab.grading.merge`, :mod:`reglab.grading.run`,
+:mod:`reglab.grading.judge`): take only the answer cells, put them into a clean copy of SOURCE
 whose tests record instead of compare, run that in its own process and kernel under time and
 memory limits, and judge the recordings against the reference solution's in this process.
 
@@ -30,9 +30,9 @@ from pathlib import Path
 
 import nbformat
 
-from reglab import grade_merge as merge
-from reglab import grade_workers
-from reglab.grade_judge import feedback_html, judge_cell
+from reglab.grading import merge
+from reglab.grading import workers as grade_workers
+from reglab.grading.judge import feedback_html, judge_cell
 from reglab.release import write_atomically
 
 GRADER_VERSION = "1"

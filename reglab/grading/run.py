@@ -1,9 +1,9 @@
 """Run one merged notebook in an isolated kernel and report what its cells recorded.
 
-``python -m reglab.grade_run --serve`` reads one job per line on stdin (JSON: a nonce, the
+``python -m reglab.grading.run --serve`` reads one job per line on stdin (JSON: a nonce, the
 notebook, the indices of graded cells, limits, seed) and answers each with one line
-``NONCE{json}``, until stdin closes (see :mod:`reglab.grade_workers`). The
-kernel is forked from a warm template (:mod:`reglab.grade_fork`) into a fresh empty folder
+``NONCE{json}``, until stdin closes (see :mod:`reglab.grading.workers`). The
+kernel is forked from a warm template (:mod:`reglab.grading.fork`) into a fresh empty folder
 with a minimal environment (nothing that points at SOURCE, the submissions or the output
 folder) under an address-space limit; it never writes to this process's stdout. Of its outputs only recordings of graded cells and error names are kept:
 everything else (prints, plots, floods) is counted and dropped.
@@ -29,7 +29,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
 from reglab.checks import GRADING_ENV, RECORD_MIME, SEED_ENV
-from reglab.grade_fork import ForkingKernelManager, stop_template
+from reglab.grading.fork import ForkingKernelManager, stop_template
 
 MAX_RECORDS_PER_CELL = 200
 MAX_RECORD_BYTES = 1_000_000

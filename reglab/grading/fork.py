@@ -2,7 +2,7 @@
 
 Starting an IPython kernel and importing NumPy and matplotlib costs about two seconds of CPU,
 and a grading run pays it once per submission. A *template* process
-(``python -m reglab.grade_fork``, one per grading worker) pays it once: it imports the kernel
+(``python -m reglab.grading.fork``, one per grading worker) pays it once: it imports the kernel
 and the course's plain scientific stack (never TensorFlow, which is not safe to fork), then
 waits. For each submission it forks a child that starts a new session, moves into the job's
 empty folder, replaces its whole environment with the job's, sets the memory limit and only
@@ -140,7 +140,7 @@ class Template:
 
     def __init__(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "reglab.grade_fork"], stdin=subprocess.PIPE,
+            [sys.executable, "-m", "reglab.grading.fork"], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
             cwd=tempfile.gettempdir())
         self.changed = threading.Condition()

@@ -1,6 +1,6 @@
 """Long-lived grading worker processes, reused from one submission to the next.
 
-Each worker is ``python -m reglab.grade_run --serve``: it reads one job per line on stdin and
+Each worker is ``python -m reglab.grading.run --serve``: it reads one job per line on stdin and
 answers one line ``NONCE{json}`` per job. Student code never runs inside a worker: every job
 starts a fresh kernel (its own process, folder, environment and limits) and kills it at the
 end, so reusing the worker only saves its interpreter start and imports (about a second per
@@ -27,11 +27,11 @@ class WorkerFailed(Exception):
 
 
 class Worker:
-    """One ``reglab.grade_run --serve`` process and a thread that reads its answers."""
+    """One ``reglab.grading.run --serve`` process and a thread that reads its answers."""
 
     def __init__(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "reglab.grade_run", "--serve"],
+            [sys.executable, "-m", "reglab.grading.run", "--serve"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             text=True, start_new_session=True, cwd=tempfile.gettempdir(), bufsize=1)
         self.lines: queue.Queue = queue.Queue()
