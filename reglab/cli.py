@@ -95,6 +95,37 @@ def add_grade_parser(sub) -> None:
     p.set_defaults(run=cmd_grade)
 
 
+def cmd_gradebook(args) -> int:
+    from reglab.grading.gradebook import GradebookError, write_gradebook
+
+    try:
+        book, notes = write_gradebook([Path(d) for d in args.grades_dirs], Path(args.out),
+                                      fmt=args.format, names=args.assignment_names)
+    except GradebookError as err:
+        print(f"reglab gradebook: nothing written; {len(err.problems)} problem(s):",
+              file=sys.stderr)
+        for problem in err.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    for note in notes:
+        print(f"reglab gradebook: warning: {note}", file=sys.stderr)
+    print(f"wrote {args.out} ({args.format}): {len(book.students)} student(s), "
+          f"{len(book.assignments)} assignment(s)")
+    return 0
+
+
+def add_gradebook_parser(sub) -> None:
+    p = sub.add_parser("gradebook", help="join the grades folders of a term into one CSV")
+    p.add_argument("grades_dirs", nargs="+", metavar="GRADES_DIR",
+                   help="output folders of `reglab grade`, one per assignment")
+    p.add_argument("--out", required=True, help="the term's CSV file")
+    p.add_argument("--format", choices=["plain", "canvas", "moodle"], default="plain",
+                   help="plain (default), or a file for Canvas's or Moodle's grade import")
+    p.add_argument("--assignment-names", nargs="+", metavar="NAME", default=None,
+                   help="one column name per GRADES_DIR, in order (default: folder names)")
+    p.set_defaults(run=cmd_gradebook)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="reglab", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
@@ -108,6 +139,7 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_release)
 
     add_grade_parser(sub)
+    add_gradebook_parser(sub)
 
     p = sub.add_parser("key", help="print the answer key a quiz self-check compares against")
     p.add_argument("name", help="the answer variable, e.g. q1")
