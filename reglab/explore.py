@@ -144,12 +144,16 @@ def _is_figure(obj) -> bool:
 def render_png(fig, dpi: int = DPI) -> bytes:
     """The figure as a palette PNG (small, lossless to the eye), then closed."""
     import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from PIL import Image
 
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
+    # drawn once, straight to pixels: no PNG written and read back before the palette
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    fig.set_dpi(dpi)
+    canvas.draw()
+    size = canvas.get_width_height(physical=True)
+    image = Image.frombuffer("RGBA", size, canvas.buffer_rgba()).convert("RGB")
     plt.close(fig)
-    image = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
     small = io.BytesIO()
     image.quantize(PALETTE_COLORS, method=Image.Quantize.MEDIANCUT).save(
         small, format="png", optimize=True)
