@@ -20,8 +20,11 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . $(BOOK_FLAGS)
 
 ## make test: the whole test suite (units, notebooks, release sync, lessons, strict book build)
+## on two pytest-xdist workers beside the book build (a notebook's cells, the JupyterLab flow
+## and one page's browser checks each stay on one worker: see tests/conftest.py)
+TEST_FLAGS := -n 2
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(TEST_FLAGS)
 
 ## make release: regenerate exercises/ from solutions/
 release: $(STAMP)

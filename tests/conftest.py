@@ -6,9 +6,13 @@ import ast
 import functools
 import json
 import os
+import re
+import shlex
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "_build"
 BOOK_FLAGS = ["-W", "-n", "--keep-going"]
+BUSY_NICENESS = 10  # the tests that do not wait for the book, while it builds
 
 
 def committed_notebooks(*folders: str) -> list[Path]:
@@ -39,52 +44,122 @@ class BookBuild:
     """The strict book build, started in the background as soon as tests are collected.
 
     The chapters execute inside this build (it is their execution check); meanwhile pytest
-    runs the tests that do not need the book (units, solutions, exercises, the grader) on the
-    other core. Tests marked `book` run last and wait for it through `built_book`.
+    runs the tests that do not need the book (units, solutions, exercises, the grader). Tests
+    marked `book` run last and wait for it through `built_book`.
+
+    Under pytest-xdist (`make test` runs two workers) each worker collects every test; the
+    first to get here starts the one build of the run (claimed with an exclusive file named
+    after the run) and any worker can wait for it: the build writes its exit code to a status
+    file when it ends. Only the process that owns the run (the xdist controller, or pytest
+    itself without xdist) stops a build still running at the end.
     """
 
-    process: subprocess.Popen | None = None
-    result: subprocess.CompletedProcess | None = None
+    process: subprocess.Popen | None = None  # in the process that started it
+
+    @staticmethod
+    def path(what: str) -> Path:
+        return BUILD / f"book-build-{os.environ.get('REGLAB_TEST_RUN', 'local')}.{what}"
 
     @classmethod
     def start(cls) -> None:
-        if cls.process is not None:
-            return
+        BUILD.mkdir(exist_ok=True)
+        try:
+            os.close(os.open(cls.path("claim"), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return  # another worker of this run has started it
         # jupyter-cache keys on code cells only, so a change to reglab would not re-execute a
         # cached chapter: the cache is emptied first (REGLAB_KEEP_BOOK_CACHE=1 keeps it)
         if os.environ.get("REGLAB_KEEP_BOOK_CACHE") != "1":
             shutil.rmtree(BUILD / ".jupyter_cache", ignore_errors=True)
             shutil.rmtree(BUILD / "jupyter_execute", ignore_errors=True)
-        BUILD.mkdir(exist_ok=True)
-        cls.log = open(BUILD / "book-build.log", "w+")
-        cls.process = subprocess.Popen(
-            [jupyter_book(), "build", str(ROOT), *BOOK_FLAGS, "--all"],
-            cwd=ROOT, stdout=cls.log, stderr=subprocess.STDOUT, text=True)
+        build = shlex.join([jupyter_book(), "build", str(ROOT), *BOOK_FLAGS, "--all"])
+        status = shlex.quote(str(cls.path("status")))
+        script = (f"{build} > {shlex.quote(str(BUILD / 'book-build.log'))} 2>&1; "
+                  f"echo $? > {status}.part && mv {status}.part {status}")
+        cls.process = subprocess.Popen(["sh", "-c", script], cwd=ROOT,
+                                       start_new_session=True)
+        cls.path("pid").write_text(str(cls.process.pid))
 
     @classmethod
-    def wait(cls) -> subprocess.CompletedProcess:
-        if cls.result is None:
-            cls.start()
-            try:
-                returncode = cls.process.wait(timeout=1800)
-            except subprocess.TimeoutExpired:
-                cls.process.kill()
-                returncode = cls.process.wait()
-            cls.log.seek(0)
-            cls.result = subprocess.CompletedProcess(cls.process.args, returncode,
-                                                     cls.log.read(), "")
-            cls.log.close()
-        return cls.result
+    def wait(cls, timeout: float = 1800) -> subprocess.CompletedProcess:
+        cls.start()  # nothing happens if this run has started it already
+        deadline = time.monotonic() + timeout
+        status = cls.path("status")
+        while not status.exists():
+            if time.monotonic() > deadline or not cls.running():
+                cls.stop()
+                break
+            time.sleep(0.5)
+        returncode = int(status.read_text()) if status.exists() else -1
+        log = (BUILD / "book-build.log").read_text(encoding="utf-8", errors="replace")
+        return subprocess.CompletedProcess(["jupyter-book", "build"], returncode, log, "")
+
+    @classmethod
+    def running(cls) -> bool:
+        """Whether the build may still write its status: claimed, and its shell alive."""
+        if cls.process is not None:  # started here: poll, which also reaps it
+            return cls.process.poll() is None
+        pid = cls.path("pid")
+        if not pid.exists():
+            return cls.path("claim").exists()  # claimed by a worker still starting it
+        try:
+            os.kill(int(pid.read_text()), 0)
+        except (ValueError, ProcessLookupError):
+            return False
+        return True
 
     @classmethod
     def stop(cls) -> None:
-        if cls.process is not None and cls.process.poll() is None:
-            cls.process.kill()
-            cls.process.wait()
+        if cls.path("status").exists():
+            return  # it has ended (its pid may be another process's by now)
+        try:
+            os.killpg(int(cls.path("pid").read_text()), signal.SIGKILL)
+        except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+            pass
+
+    @classmethod
+    def forget(cls) -> None:
+        for what in ("claim", "pid", "status"):
+            cls.path(what).unlink(missing_ok=True)
 
 
 def needs_book(item) -> bool:
     return item.get_closest_marker("book") is not None
+
+
+def is_worker(config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def pytest_configure(config):
+    """The run's name, shared by its xdist workers (they inherit the environment)."""
+    if not is_worker(config):
+        os.environ["REGLAB_TEST_RUN"] = f"{os.getpid()}-{time.time_ns()}"
+
+
+def work_unit(nodeid: str) -> str:
+    """What one xdist worker must run together: a notebook's cells (one kernel, in order),
+    the JupyterLab flow (one server) and every browser check of one page (one visit)."""
+    path, _, rest = nodeid.partition("::")
+    if path.endswith(".ipynb") or path.endswith("test_lab.py"):
+        return path
+    page = re.search(r"\[([^\]]+\.html)\]$", rest)
+    if path.endswith("test_browser.py") and page:
+        return f"{path}::{page.group(1)}"
+    return nodeid
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """Work units as `work_unit` says, sent in collection order (the book's tests last)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class WorkUnits(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    config.option.loadscopereorder = False
+    return WorkUnits(config, log)
 
 
 def pytest_collection_modifyitems(session, config, items):
@@ -96,10 +171,15 @@ def pytest_collection_modifyitems(session, config, items):
     if wanted and not (os.environ.get("REGLAB_BOOK_HTML")
                        or os.environ.get("REGLAB_LESSONS_EXECUTE") == "1"):
         BookBuild.start()
+        # the book tests wait for the build: it gets a core first, the rest of the suite
+        # (this process and every kernel or browser it starts) takes what is left
+        os.nice(BUSY_NICENESS)
 
 
 def pytest_unconfigure(config):
-    BookBuild.stop()  # an interrupted session leaves no build running
+    if not is_worker(config):
+        BookBuild.stop()  # an interrupted session leaves no build running
+        BookBuild.forget()
 
 
 @pytest.fixture(scope="session")
@@ -205,3 +285,4 @@ def browser():
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+

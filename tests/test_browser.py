@@ -452,11 +452,11 @@ def test_explorers_answer_every_control(visited, book_html, path):
             assert player["playing"] == "1" and player["advanced"] and player["paused"], player
 
 
-def test_chapters_have_figures_and_screenshots(visited):
-    for path in CHAPTERS:
-        visit = visited(path)
-        assert len([i for i in visit.images if i["width"] > 0]) >= 3, path
-        assert (SCREENSHOTS / f"{Path(path).stem}.png").stat().st_size > 10_000, path
+@pytest.mark.parametrize("path", CHAPTERS)
+def test_chapter_has_figures_and_a_screenshot(visited, path):
+    visit = visited(path)
+    assert len([i for i in visit.images if i["width"] > 0]) >= 3, path
+    assert (SCREENSHOTS / f"{Path(path).stem}.png").stat().st_size > 10_000, path
 
 
 def test_search_finds_dropout(browser, server):
