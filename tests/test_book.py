@@ -11,6 +11,7 @@ pytestmark = pytest.mark.book
 HTML = BUILD / "html"
 CHAPTERS = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
 PAGES = ["book/intro.html", "book/how-to-use.html", "book/instructor-guide.html",
+         "book/grading-on-a-cluster.html",
          "book/glossary.html", "book/references.html",
          *(f"{folder}/{name}.html" for name in CHAPTERS for folder in ("notebooks", "exercises"))]
 EXTERNAL = re.compile(r"""<(?:script|link|img|iframe)\b[^>]*?\b(?:src|href)=["'](?:https?:)?//""")

@@ -276,7 +276,9 @@ def run_tasks(tasks: list[dict], workers: int, dask_address: str | None):
             futures = client.map(grade_task, tasks, pure=False)
             owner = {f.key: t for f, t in zip(futures, tasks)}
             for future in dask_completed(futures):
-                yield _result_or_error(future, owner[future.key])
+                entry = _result_or_error(future, owner[future.key])
+                future.release()  # else a lost worker's results, already written, are re-run
+                yield entry
         return
     with ThreadPoolExecutor(max_workers=workers) as pool:  # each task drives its own kernel
         owner = {pool.submit(grade_task, t): t for t in tasks}
