@@ -241,9 +241,11 @@ def test_a_forked_kernel_gets_only_the_jobs_environment_folder_and_memory_limit(
             "extra = sorted(k for k in os.environ if k not in allowed and not k.startswith('JPY_'))\n"
             "raise ValueError(repr((extra, os.getcwd() == os.environ['HOME'],\n"
             "                       os.environ['REGLAB_SEED'], os.getsid(0) == os.getpid(),\n"
-            "                       resource.getrlimit(resource.RLIMIT_AS)[0] >> 20)))")
+            "                       resource.getrlimit(resource.RLIMIT_DATA)[0] >> 20)))")
     report = grade_workers.run_job(tiny_job(code), deadline=60)
-    assert report["cells"]["0"]["error"]["evalue"] == "([], True, '1', True, 2048)"
+    # the job's cap is 2048 MB; each process's data limit is a backstop above it:
+    # cap + max(cap, 2 GiB) (the cap itself is watched over the kernel and its children)
+    assert report["cells"]["0"]["error"]["evalue"] == "([], True, '1', True, 4096)"
 
 
 def test_the_kernel_template_holds_no_thread_when_it_forks():

@@ -5,34 +5,64 @@ and a grading run pays it once per submission. A *template* process
 (``python -m reglab.grading.fork``, one per grading worker) pays it once: it imports the kernel
 and the course's plain scientific stack (never TensorFlow, which is not safe to fork), then
 waits. For each submission it forks a child that starts a new session, moves into the job's
-empty folder, replaces its whole environment with the job's, sets the memory limit and only
+empty folder, replaces its whole environment with the job's, sets its memory backstop and only
 then becomes the kernel. Nothing of one submission's kernel reaches the next one's: each is
 a fresh child of the same untouched template. When its worker goes away (its input closes),
-the template kills the kernels it still has and exits; a kernel whose template dies exits
-too (ipykernel watches ``JPY_PARENT_PID``).
+the template kills every process it still has below it and exits, also when the worker went
+away while the template answered it. A kernel whose template dies anyway (killed) is killed
+too (``PR_SET_PDEATHSIG``; ipykernel's own watch of ``JPY_PARENT_PID`` never starts in a
+forked kernel: it reads the variable when the template imports ipykernel). Processes the
+kernel started are then not reached.
+
+*The job's processes.* A worker runs one job at a time, so everything below its template is
+that job's: the kernel and whatever the kernel started. The template is a child subreaper
+(``PR_SET_CHILD_SUBREAPER``), so a process whose parent ends (a daemon that forked twice and
+called ``os.setsid()``) is adopted by the template rather than by init and stays below it.
+:func:`descendants` finds them all through ``/proc/PID/task/TID/children``; the worker
+measures their memory (:func:`memory_in_use`) and kills them (:func:`kill_below`), whatever
+process group or session they moved to. Not reached: a process that something outside this
+tree starts on the job's behalf (a system service, ``at``, ``systemd-run --user``, ssh to
+this machine), and a process that changed its user (a setuid program), which the grader's
+user may not signal.
+
+*Memory.* The cap (the job's ``memory_bytes``) is enforced by the worker, which adds up the
+anonymous and shared memory of the job's processes (:func:`memory_in_use`) every 0.2 s and
+kills them all past it (:mod:`reglab.grading.run`). Each kernel also gets ``RLIMIT_DATA``
+(its private writable memory: heap, NumPy and TensorFlow buffers, thread stacks) of
+:func:`data_limit`, well above the cap: a single allocation past that fails at once
+(``MemoryError``, TensorFlow's ``ResourceExhaustedError``) instead of filling memory faster
+than the worker looks. ``RLIMIT_AS`` is not set: TensorFlow reserves address space by the
+gigabyte (2.1 to 2.4 GB for the course's exercises on 2 cores, 3.9 GB with 144 threads) while
+using 300 MB of anonymous memory, and a kernel training a small Keras model aborted under a
+2 GB address-space limit.
 
 The protocol on the template's stdin/stdout is one JSON object per line: the worker sends
 ``{"connection_file", "env", "cwd", "memory_bytes"}`` and gets ``{"pid": P}``; when a child
-ends the template reports ``{"exit": P, "code": C}`` (``C`` as ``Popen.returncode``: minus the
-signal number for a killed child).
+ends (a kernel, or an orphan it adopted) the template reports ``{"exit": P, "code": C}`` (``C``
+as ``Popen.returncode``: minus the signal number for a killed child).
 """
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import json
 import os
+import re
 import select
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 from jupyter_client.manager import AsyncKernelManager
 
 PRELOAD = ("numpy", "matplotlib", "matplotlib.pyplot", "ipykernel.kernelapp", "reglab",
            "reglab.checks", "reglab.data")
+DATA_HEADROOM = 2 * 2**30  # RLIMIT_DATA is the cap plus the larger of the cap and this
+PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
 TEMPLATE_ENV = {"MPLBACKEND": "Agg", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
                 "MKL_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
 
@@ -40,6 +70,7 @@ TEMPLATE_ENV = {"MPLBACKEND": "Agg", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREA
 # ---------------------------------------------------------------- the template process
 
 def template_main() -> None:
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)
     os.environ.update(TEMPLATE_ENV)
     os.environ["MPLCONFIGDIR"] = tempfile.mkdtemp(prefix="reglab-template-")
     for name in PRELOAD:
@@ -48,59 +79,71 @@ def template_main() -> None:
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
-    pending, children = b"", set()
+    try:
+        _serve((wake_r, wake_w))
+    except BrokenPipeError:  # the worker went away while we answered it
+        pass
+    finally:  # whatever ended the loop, the kernels it was using end with it
+        kill_below(os.getpid())
+        while True:  # collect every child, adopted ones too
+            try:
+                os.waitpid(-1, 0)
+            except ChildProcessError:
+                break
+
+
+def _serve(wake_fds) -> None:
+    pending = b""
     while True:
-        ready, _, _ = select.select([0, wake_r], [], [])
-        if wake_r in ready:
-            os.read(wake_r, 4096)
-            children -= _reap()
+        ready, _, _ = select.select([0, wake_fds[0]], [], [])
+        if wake_fds[0] in ready:
+            os.read(wake_fds[0], 4096)
+            _reap()
         if 0 in ready:
             data = os.read(0, 1 << 16)
             if not data:
-                break  # the worker is gone: so are the kernels it was using
+                return  # the worker is gone
             pending += data
             while b"\n" in pending:
                 line, pending = pending.split(b"\n", 1)
                 if line.strip():
-                    pid = _spawn(json.loads(line), (wake_r, wake_w))
-                    children.add(pid)
-                    _say({"pid": pid})
-    for pid in children:
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-    for pid in children:
-        try:
-            os.waitpid(pid, 0)
-        except ChildProcessError:
-            pass
+                    _say({"pid": _spawn(json.loads(line), wake_fds)})
+
+
+def _prctl(option: int, value: int) -> bool:
+    """Linux's prctl(2) (unprivileged options only); False where it is not available."""
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
 
 
 def _say(message: dict) -> None:
     os.write(1, (json.dumps(message) + "\n").encode())
 
 
-def _reap() -> set[int]:
-    """Collect every child that has ended, report it, and return their pids."""
-    ended = set()
+def _reap() -> None:
+    """Collect every child that has ended (adopted orphans too) and report it."""
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
-            return ended
+            return
         if pid == 0:
-            return ended
-        ended.add(pid)
+            return
         _say({"exit": pid, "code": os.waitstatus_to_exitcode(status)})
 
 
 def _spawn(request: dict, private_fds) -> int:
+    template_pid = os.getpid()
     pid = os.fork()
     if pid:
         return pid
     code = 1
     try:  # the child: become the kernel, never return into the template's loop
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # killed if the template dies
+        if os.getppid() != template_pid:  # it died before that was set
+            os._exit(1)
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         os.setsid()
@@ -112,7 +155,7 @@ def _spawn(request: dict, private_fds) -> int:
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
-        os.environ["JPY_PARENT_PID"] = str(os.getppid())  # ipykernel exits if we go
+        os.environ["JPY_PARENT_PID"] = str(template_pid)
         _limit_memory(int(request["memory_bytes"]))
         sys.argv = ["reglab-grading-kernel", "-f", request["connection_file"]]
         from ipykernel.kernelapp import IPKernelApp
@@ -125,12 +168,107 @@ def _spawn(request: dict, private_fds) -> int:
         os._exit(code)
 
 
-def _limit_memory(limit: int) -> None:
+def data_limit(memory_bytes: int) -> int:
+    """The kernel's RLIMIT_DATA for a cap: the backstop behind the worker's measurement."""
+    return memory_bytes + max(memory_bytes, DATA_HEADROOM)
+
+
+def _limit_memory(memory_bytes: int) -> None:
     import resource
 
-    if limit > 0:
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    if memory_bytes > 0:
+        limit = data_limit(memory_bytes)
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+# ---------------------------------------------------------------- the job's processes
+
+def children(pid: int) -> list[int]:
+    """The children of a process (of each of its threads), from /proc."""
+    found = []
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for tid in threads:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as handle:
+                found += [int(p) for p in handle.read().split()]
+        except OSError:  # the thread or the process has just ended
+            continue
+    return found
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children, their children, ...), zombies included."""
+    found, todo = [], [pid]
+    while todo:
+        for child in children(todo.pop()):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def running(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+_RSS_FIELDS = re.compile(r"^(RssAnon|RssShmem):\s+(\d+) kB", re.M)
+_PSS_FIELDS = re.compile(r"^(Pss_Anon|Pss_Shmem|Pss):\s+(\d+) kB", re.M)
+
+
+def memory_in_use(pids, exact: bool = False) -> int:
+    """Bytes of anonymous and shared memory these processes hold.
+
+    Anonymous and shared (tmpfs) pages are what cannot be given back: the machine has no
+    swap. File pages are left out (TensorFlow's libraries are about 330 MB of a TensorFlow
+    kernel's 600 MB RSS): the page cache shares them and can drop them.
+
+    Fast (the default): ``RssAnon + RssShmem`` from /proc/PID/status, 0.01 ms a process. A
+    page shared among them (after a fork, copy-on-write) counts in each, so this is an upper
+    bound. ``exact``: the proportional share, ``Pss_Anon + Pss_Shmem`` from
+    /proc/PID/smaps_rollup, each shared page counted once; it walks every mapping (30 to
+    100 ms for a TensorFlow kernel with 130 threads), so it is asked for only when the fast
+    sum passes the cap.
+    """
+    name, fields = ("smaps_rollup", _PSS_FIELDS) if exact else ("status", _RSS_FIELDS)
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/{name}") as handle:
+                found = {k: int(v) for k, v in fields.findall(handle.read())}
+        except OSError:  # ended, or no smaps_rollup (before Linux 4.14): not counted
+            continue
+        if exact and "Pss_Anon" not in found:  # before Linux 5.8: all of PSS, file pages too
+            found = {"Pss": found.get("Pss", 0)}
+        else:
+            found.pop("Pss", None)
+        total += sum(found.values()) * 1024
+    return total
+
+
+def kill_below(pid: int, rounds: int = 100) -> None:
+    """SIGKILL every process below ``pid`` until none is left running.
+
+    A process that forks while this runs has its child found on the next round: the child of
+    a killed parent is adopted by the subreaper, still below ``pid``.
+    """
+    for _ in range(rounds):
+        alive = [p for p in descendants(pid) if running(p)]
+        if not alive:
+            return
+        for p in alive:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        time.sleep(0.01)
 
 
 # ---------------------------------------------------------------- the worker's side
@@ -182,12 +320,17 @@ class Template:
                 return self.exits[pid]
             return -signal.SIGKILL if self.gone else None
 
+    def kill_job(self) -> None:
+        """Kill every process below the template: the job's kernel and all it started."""
+        kill_below(self.process.pid)
+
     def stop(self) -> None:
         """End of input: the template reaps its children and exits (killed if it lingers)."""
         try:
             self.process.stdin.close()
             self.process.wait(timeout=5)
         except (OSError, subprocess.TimeoutExpired):
+            kill_below(self.process.pid)
             try:
                 os.killpg(self.process.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
@@ -238,6 +381,12 @@ def template() -> Template:
     if _template is None or _template.gone or _template.process.poll() is not None:
         _template = Template()
     return _template
+
+
+def kill_job() -> None:
+    """Kill every process below this process's template, if it has one (see Template)."""
+    if _template is not None and not _template.gone:
+        _template.kill_job()
 
 
 def stop_template() -> None:

@@ -39,6 +39,7 @@ GRADER_VERSION = "1"
 GRADER_ERROR = "grader-error"
 STATUSES = ("graded", "timeout", "crashed", "memory", "unreadable", GRADER_ERROR)
 SIGNALS = {-11: "segmentation fault", -9: "killed", -6: "aborted", -7: "bus error"}
+OUT_OF_MEMORY_ERRORS = ("ResourceExhaustedError",)  # TensorFlow's, for a refused allocation
 
 
 class GradeError(Exception):
@@ -154,22 +155,42 @@ def judged(report, task, graded, answers, notes, settings: Settings) -> dict:
 
 
 def run_status(report: dict, settings: Settings) -> tuple[str, str]:
+    """The submission's status and the reason a student reads; it names the cell stopped."""
     stopped = report.get("stopped")
+    cells = report.get("cells", {})
+    limit = f"ran longer than {settings.cell_timeout:g} s"
+    memory = f"ran out of memory (limit {settings.memory_mb} MB)"
+    after = "; questions after it got no points"
     if stopped == "notebook-timeout":
         return "timeout", (f"the notebook ran longer than {settings.notebook_timeout:g} s and "
                            "was stopped; questions after that point got no points")
+    if stopped == "cell-timeout":
+        where = cell_words(cells, report.get("stopped_cell"))
+        return "timeout", f"{where} {limit} and was stopped{after}"
+    if stopped == "memory":
+        where = cell_words(cells, report.get("stopped_cell"))
+        return "memory", f"{where} {memory} and was stopped{after}"
     if stopped:
         code = report.get("exit_code")
         how = SIGNALS.get(code, f"exit code {code}") if code is not None else "unknown cause"
         return "crashed", (f"the Python kernel stopped ({how}); questions after that point "
                            "got no points")
     if report.get("timed_out_cells"):
-        return "timeout", (f"a cell ran longer than {settings.cell_timeout:g} s and was "
-                           "interrupted")
-    errors = [c["error"]["ename"] for c in report["cells"].values() if c.get("error")]
-    if any(name.endswith("MemoryError") for name in errors):
-        return "memory", f"a cell ran out of memory (limit {settings.memory_mb} MB)"
+        where = cell_words(cells, report["timed_out_cells"][0])
+        return "timeout", f"{where} {limit} and was interrupted"
+    for index, cell in sorted(cells.items(), key=lambda item: int(item[0])):
+        name = (cell.get("error") or {}).get("ename", "")
+        if name.endswith("MemoryError") or name in OUT_OF_MEMORY_ERRORS:
+            return "memory", f"{cell_words(cells, int(index))} {memory}"
     return "graded", ""
+
+
+def cell_words(cells: dict, index: int | None) -> str:
+    """'cell 12 (question q3-fit)': 1-based, every cell of the notebook counted."""
+    if index is None or index < 0:
+        return "a cell"
+    grade_id = (cells.get(str(index)) or {}).get("grade_id")
+    return f"cell {index + 1}" + (f" (question {grade_id})" if grade_id else "")
 
 
 # ---------------------------------------------------------------- a class
