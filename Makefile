@@ -3,9 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+NBG := .venv-nbgrader
+NBG_STAMP := $(NBG)/.installed
+NBG_PINS = $(shell grep -E '^(numpy|matplotlib|tensorflow-cpu|keras)==' requirements.txt)
 BOOK_FLAGS := -W -n --keep-going
 
-.PHONY: venv book test release grade bench lab clean
+.PHONY: venv book test release grade bench nbgrader-venv lab clean
 
 venv: $(STAMP)
 
@@ -35,9 +38,24 @@ grade: $(STAMP)
 	$(BIN)/reglab grade $(SOURCE) $(SUBMISSIONS) --out $(OUT)
 
 ## make bench: time each chapter and exercise solution against its budget, and weigh each
-## chapter's built page (the book is built first; its executed chapters are cached)
-bench: book
-	$(BIN)/python -m reglab.bench
+## chapter's built page (the book is built first; its executed chapters are cached); then
+## grade a generated class of every exercise with 1 and 2 workers, and the same submissions
+## of exercises 01 and 04 with real nbgrader (.venv-nbgrader) beside ours
+## (BENCH_PER_KIND=4: submissions per kind right/wrong/blank/unreadable; 2 for TensorFlow ones)
+BENCH_PER_KIND ?= 4
+bench: book $(NBG_STAMP)
+	$(BIN)/python -m reglab.bench all . $(BENCH_PER_KIND)
+
+## make nbgrader-venv: real nbgrader 0.9.6 in its own venv (its pins conflict with ours), with
+## the course's computing stack at our pins and reglab (its kernels import reglab)
+nbgrader-venv: $(NBG_STAMP)
+
+$(NBG_STAMP): requirements.txt pyproject.toml
+	test -x $(NBG)/bin/python || $(PYTHON) -m venv $(NBG)
+	$(NBG)/bin/python -m pip install --quiet --upgrade pip
+	$(NBG)/bin/python -m pip install --quiet nbgrader==0.9.6 $(NBG_PINS) -e .
+	$(NBG)/bin/python -m ipykernel install --sys-prefix --name python3
+	touch $(NBG_STAMP)
 
 ## make lab: open JupyterLab on the course
 lab: $(STAMP)
