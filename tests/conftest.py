@@ -138,15 +138,17 @@ def pytest_configure(config):
 
 
 def work_unit(nodeid: str) -> str:
-    """What one xdist worker must run together: a notebook's cells (one kernel, in order),
-    the JupyterLab flow (one server) and every browser check of one page (one visit)."""
+    """What one xdist worker runs together: a test module (its module fixtures, such as the
+    graded corpus or the JupyterLab server, are built once) or a notebook's cells (one kernel,
+    in order); but each exercise's tests alone (they share nothing and are the slowest) and
+    every browser check of one page together (one visit)."""
     path, _, rest = nodeid.partition("::")
-    if path.endswith(".ipynb") or path.endswith("test_lab.py"):
-        return path
+    if path.endswith("test_exercises.py"):
+        return nodeid
     page = re.search(r"\[([^\]]+\.html)\]$", rest)
     if path.endswith("test_browser.py") and page:
         return f"{path}::{page.group(1)}"
-    return nodeid
+    return path
 
 
 @pytest.hookimpl(optionalhook=True)
