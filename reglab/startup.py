@@ -6,6 +6,7 @@ chatter out of notebook outputs (and so out of the HTML book).
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 
@@ -126,3 +127,6 @@ def setup(seed: int = 0, keras: bool = False) -> None:
     if keras:
         configure_tensorflow()
     seed_everything(seed, keras=keras)
+    # what the imports so far created (about 570k objects after TensorFlow) is never garbage:
+    # out of the collector's sight, each later collection is cheaper (explorer frames ~25%)
+    gc.freeze()
