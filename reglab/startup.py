@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import os
 import random
+import sys
 
 import numpy as np
 
@@ -114,6 +115,13 @@ def short_stub_errors() -> None:
         shell.set_custom_exc((NotImplementedError,), _show_stub_error)
 
 
+def skip_slow_optional_imports() -> None:
+    """jsonschema (imported by the first ``glue``, through nbformat) imports rfc3987_syntax
+    if it can, which compiles some 39 grammars (about 1.3 s of CPU in every chapter) for an
+    IRI format check no notebook uses; jsonschema treats the module as optional."""
+    sys.modules.setdefault("rfc3987_syntax", None)
+
+
 def setup(seed: int = 0, keras: bool = False) -> None:
     """Prepare a notebook: quiet environment, one thread, plot style, seeds.
 
@@ -121,6 +129,7 @@ def setup(seed: int = 0, keras: bool = False) -> None:
     here (about 2.5 s), after its environment variables are set.
     """
     quiet_environment()
+    skip_slow_optional_imports()
     short_stub_errors()
     limit_threads()
     plot_style()
