@@ -130,6 +130,6 @@ def test_large_mlp_mistakes_grow_more_confident_not_more_numerous(g):
     assert g["mlp_nll_wrong_large_end"] > 1.5 * g["mlp_nll_wrong_large_best"]
     assert g["mlp_conf_right_large_end"] > g["mlp_conf_right_large_best"]
     assert g["mlp_share_wrong_large_end"] > 0.9
-    # the cross-entropy recomputed from the kept probabilities is Keras's validation loss
+    # the cross-entropy recomputed from the kept probabilities is the recorded validation loss
     assert g["mlp_nll_all_large_end"] == pytest.approx(g["mlp_large_val_final"], rel=1e-3)
     assert g["mlp_nll_all_small_end"] == pytest.approx(g["mlp_small_val_final"], rel=1e-3)
