@@ -23,8 +23,8 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . $(BOOK_FLAGS)
 
 ## make test: the whole test suite (units, notebooks, release sync, lessons, strict book build)
-## on two pytest-xdist workers beside the book build (a notebook's cells, the JupyterLab flow
-## and one page's browser checks each stay on one worker: see tests/conftest.py)
+## on two pytest-xdist workers beside the book build (a test module, a notebook's cells and
+## one page's browser checks each stay on one worker: see work_unit in tests/conftest.py)
 TEST_FLAGS := -n 2
 test: $(STAMP)
 	$(BIN)/python -m pytest $(TEST_FLAGS)
