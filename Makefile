@@ -12,10 +12,13 @@ BOOK_FLAGS := -W -n --keep-going
 
 venv: $(STAMP)
 
+# uv installs the pinned requirements in about 15 s on 2 cores, where pip took about 80 s
+# (it downloads and unpacks in parallel); it is itself pinned and installed by pip.
+UV_VERSION := 0.13.9
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
+	$(BIN)/python -m uv pip install --quiet --python $(BIN)/python -r requirements.txt
 	touch $(STAMP)
 
 ## make book: build the HTML book into _build/html (strict; executed notebooks are cached)
