@@ -21,8 +21,10 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m uv pip install --quiet --python $(BIN)/python -r requirements.txt
 	touch $(STAMP)
 
-## make book: build the HTML book into _build/html (strict; executed notebooks are cached)
+## make book: build the HTML book into _build/html (strict; executed notebooks are cached,
+## and the chapters missing from the cache are executed two at a time first: reglab.book_cache)
 book: $(STAMP)
+	$(BIN)/python -m reglab.book_cache .
 	$(BIN)/jupyter-book build . $(BOOK_FLAGS)
 
 ## make test: the whole test suite (units, notebooks, release sync, lessons, strict book build)

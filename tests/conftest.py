@@ -43,7 +43,8 @@ def jupyter_book() -> str:
 class BookBuild:
     """The strict book build, started in the background as soon as tests are collected.
 
-    The chapters execute inside this build (it is their execution check); meanwhile pytest
+    The chapters execute inside this build (it is their execution check: executed two at a
+    time into the build's cache by ``reglab.book_cache``, then read by the build); meanwhile pytest
     runs the tests that do not need the book (units, solutions, exercises, the grader). Tests
     marked `book` run last and wait for it through `built_book`.
 
@@ -72,9 +73,13 @@ class BookBuild:
         if os.environ.get("REGLAB_KEEP_BOOK_CACHE") != "1":
             shutil.rmtree(BUILD / ".jupyter_cache", ignore_errors=True)
             shutil.rmtree(BUILD / "jupyter_execute", ignore_errors=True)
+        # the chapters are executed into the cache two at a time first (reglab.book_cache);
+        # the build then reads them from it, and executes and reports any that failed there
+        warm = shlex.join([sys.executable, "-m", "reglab.book_cache", str(ROOT)])
         build = shlex.join([jupyter_book(), "build", str(ROOT), *BOOK_FLAGS, "--all"])
         status = shlex.quote(str(cls.path("status")))
-        script = (f"{build} > {shlex.quote(str(BUILD / 'book-build.log'))} 2>&1; "
+        script = (f"{warm} > {shlex.quote(str(BUILD / 'book-cache.log'))} 2>&1; "
+                  f"{build} > {shlex.quote(str(BUILD / 'book-build.log'))} 2>&1; "
                   f"echo $? > {status}.part && mv {status}.part {status}")
         cls.process = subprocess.Popen(["sh", "-c", script], cwd=ROOT,
                                        start_new_session=True)

@@ -24,6 +24,16 @@ def test_strict_build_succeeds_without_warnings(built_book):
     assert not warnings, warnings
 
 
+def test_every_chapter_was_executed_once_before_the_build_read_it(built_book):
+    """reglab.book_cache executed the chapters into the cache and the build found each one
+    there: had the cache's key changed (a myst-nb or jupyter-cache upgrade), every chapter
+    would be executed twice, silently."""
+    log = built_book.stdout + built_book.stderr
+    cached = set(re.findall(r"notebooks/([\w-]+)\.ipynb: Using cached notebook", log))
+    assert cached == set(CHAPTERS), sorted(set(CHAPTERS) - cached)
+    assert "Executing notebook" not in log
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_page_is_built_and_loads_nothing_from_another_host(built_book, page):
     text = (HTML / page).read_text(encoding="utf-8")
