@@ -5,7 +5,9 @@ that needs the network fails here as it would for a reader offline. For every pa
 _toc.yml (plus the search, index and landing pages): no console error and no failed
 request, the maths typeset by MathJax, every image loaded, the quizzes answer a click, and
 every explorer's controls switch its frame (in at most 100 ms) with no request off the page.
-Full-page screenshots of the chapters go to _build/screenshots/.
+A screenshot of each chapter goes to _build/screenshots/: its first screen, as a reader
+arriving sees it, or the whole page with REGLAB_FULL_SCREENSHOTS=1 (a chapter is 30,000 to
+40,000 pixels tall, and drawing it took about 5 s of a 10 s visit).
 
 Needs Chromium (`apt-get install chromium`) and the `playwright` pip package (in
 requirements.txt; its own browser download is not used). Without them the module is
@@ -39,7 +41,8 @@ skip_without_browser()
 SCREENSHOTS = BUILD / "screenshots"
 TIMEOUT_MS = 60_000  # the CI machine is a busy 2-core VM
 QUIET_MS = 500  # the network is settled once no request has been in flight for this long
-SCREENSHOT_TIMEOUT_MS = 120_000  # a 30,000-pixel page on a busy 2-core machine
+SCREENSHOT_TIMEOUT_MS = 120_000  # a 40,000-pixel page on a busy 2-core machine
+FULL_SCREENSHOTS = os.environ.get("REGLAB_FULL_SCREENSHOTS") == "1"
 
 
 def toc_pages() -> list[str]:
@@ -364,8 +367,8 @@ def visited(browser, server, book_html):
             if path in CHAPTERS:  # from the top, so the sticky header and sidebars are there
                 page.evaluate("() => { document.activeElement?.blur(); window.scrollTo(0, 0); }")
                 SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-                page.screenshot(path=SCREENSHOTS / f"{Path(path).stem}.png", full_page=True,
-                                timeout=SCREENSHOT_TIMEOUT_MS)
+                page.screenshot(path=SCREENSHOTS / f"{Path(path).stem}.png",
+                                full_page=FULL_SCREENSHOTS, timeout=SCREENSHOT_TIMEOUT_MS)
         except Exception as exc:
             result.broken = f"{type(exc).__name__}: {exc}"
             raise
