@@ -28,6 +28,12 @@ then ``nbgrader autograde`` timed for the whole class; its scores are read from 
 and checked the same way (right = full, blank = 0). The ratio printed is our 2-worker rate
 over nbgrader's.
 
+``--stress-templates ROUNDS`` does something else: the fork-safety check of the TensorFlow
+kernel template (:mod:`reglab.grading.fork`). The right and the wrong submission of exercises
+04 to 08 are graded ROUNDS times through each template, on 2 workers; every report must be
+exactly the same as its submission's first one (from a plain kernel, which imports TensorFlow
+itself) and none may stop (a hang ends as a notebook timeout after 300 s).
+
 Rates on a loaded machine are low and noisy: the load average is printed with the results;
 CPU seconds per submission are much less affected.
 """
@@ -59,7 +65,6 @@ NBGRADER_EXERCISES = ("01", "04")
 UNREADABLE = "{broken"
 SEED = 1
 CELL_TIMEOUT = 60.0  # ours (reglab grade's default) and nbgrader's, for the same work
-TENSORFLOW = re.compile(r"^\s*(import|from)\s+(tensorflow|keras)\b|keras\s*=\s*True", re.M)
 QUIZ = re.compile(r'^(\s*q\d+\s*=\s*)"([a-d])"', re.M)
 
 # Run in the student's kernel by the wrong version: the right result, made wrong in value
@@ -92,8 +97,9 @@ def {name}(*args, **kwargs):
 # ---------------------------------------------------------------- the generated class
 
 def uses_tensorflow(source: Path) -> bool:
-    nb = nbformat.read(source, as_version=4)
-    return any(TENSORFLOW.search(c.source) for c in nb.cells if c.cell_type == "code")
+    from reglab.grading.fork import TENSORFLOW, flavour_for
+
+    return flavour_for(nbformat.read(source, as_version=4)) == TENSORFLOW
 
 
 def per_kind_for(source: Path, per_kind: int) -> int:
@@ -216,6 +222,63 @@ def bench_ours(source: Path, subs: Path, kinds: dict[str, str], tmp: Path,
                                  else (e["total"], e["max"])) for e in entries}
         result["problems"] = sane(scores, kinds)
     return result
+
+
+# ---------------------------------------------------------------- the kernel templates
+
+STRESS_EXERCISES = ("04", "05", "06", "07", "08")
+STRESS_KINDS = ("right", "wrong")
+STRESS_TIMEOUT = 300.0  # a notebook's limit: a kernel that hangs is stopped after this
+
+
+def submission_job(source: Path, text: str) -> tuple[dict, list[int]]:
+    """The notebook the grader runs for a submission (SOURCE with its answers), and the
+    indices of its graded cells."""
+    from reglab.grading import merge
+
+    source_nb = merge.read_source(source)
+    answers, _ = merge.student_answers(nbformat.reads(text, as_version=4),
+                                       merge.answer_ids(source_nb))
+    graded = [i for i, _, _ in merge.graded_cells(source_nb)]
+    return merge.merged_notebook(source_nb, answers), graded
+
+
+def stress_templates(sources: list[Path], rounds: int, workers: int = 2) -> list[str]:
+    """Grade the right and the wrong submission of each exercise through both kernel
+    templates (:data:`reglab.grading.fork.PRELOADS`), ``rounds`` times over, on ``workers``
+    workers; print what ran and return the problems: a report that stopped (a hang ends as
+    a notebook timeout) or whose cells are not exactly those of its submission's first
+    report (a plain kernel's)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from reglab.grading import workers as grade_workers
+    from reglab.grading.fork import PRELOADS
+    from reglab.grading.grade import Settings, run_isolated
+
+    settings = Settings(seed=SEED, cell_timeout=CELL_TIMEOUT, notebook_timeout=STRESS_TIMEOUT)
+    jobs = {f"{source.name[:2]} {kind}": submission_job(source, kind_texts(source)[kind])
+            for source in sources for kind in STRESS_KINDS}
+    runs = [(name, flavour) for _ in range(rounds) for name in jobs for flavour in PRELOADS]
+    start, load = time.perf_counter(), os.getloadavg()[0]
+    with ThreadPoolExecutor(workers) as pool:
+        reports = list(pool.map(lambda run: run_isolated(*jobs[run[0]], settings, run[1]),
+                                runs))
+    grade_workers.shutdown()
+    problems, first = [], {}
+    for (name, flavour), report in zip(runs, reports):
+        if report.get("stopped"):
+            problems.append(f"{name} ({flavour}): stopped ({report['stopped']})")
+        if report["cells"] != first.setdefault(name, report)["cells"]:
+            problems.append(f"{name} ({flavour}): cells differ from its first report")
+    print(f"{len(runs)} kernels ({len(jobs)} submissions x {len(PRELOADS)} templates x "
+          f"{rounds} rounds) in {time.perf_counter() - start:.0f} s on {workers} workers; "
+          f"load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
+    for flavour in PRELOADS:
+        mine = [r for (_, f), r in zip(runs, reports) if f == flavour]
+        print(f"  {flavour:<10} {sum(r.get('seconds', 0) for r in mine) / len(mine):5.1f} s "
+              f"per kernel, peak {max(r.get('peak_memory_mb') or 0 for r in mine)} MB")
+    print(f"  {_problems(problems)}")
+    return problems
 
 
 # ---------------------------------------------------------------- real nbgrader
@@ -437,12 +500,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated numbers, e.g. 01,04 (default: all)")
     parser.add_argument("--no-nbgrader", action="store_true",
                         help="skip real nbgrader (01 and 04)")
+    parser.add_argument("--stress-templates", type=int, metavar="ROUNDS",
+                        help="instead: grade the right and wrong submissions of exercises "
+                             f"{STRESS_EXERCISES[0]}-{STRESS_EXERCISES[-1]} (or --exercises) "
+                             "ROUNDS times through each kernel template; compare the reports")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # one exercise, JSON on stdout
     args = parser.parse_args(argv)
     if args.one:
         print(json.dumps(bench_exercise(Path(args.one), args.per_kind, not args.no_nbgrader)))
         return 0
     only = [e.strip().zfill(2) for e in args.exercises.split(",") if e.strip()] or None
+    if args.stress_templates:
+        sources = solutions(only or list(STRESS_EXERCISES))
+        return 1 if stress_templates(sources, args.stress_templates) else 0
     return 1 if failed(bench_all(args.per_kind, only, not args.no_nbgrader)) else 0
 
 

@@ -1,18 +1,34 @@
 """Grading kernels forked from a warm template process, so each starts in milliseconds.
 
 Starting an IPython kernel and importing NumPy and matplotlib costs about two seconds of CPU,
-and a grading run pays it once per submission. A *template* process
-(``python -m reglab.grading.fork``, one per grading worker) pays it once: it imports the kernel
-and the course's plain scientific stack (never TensorFlow, which is not safe to fork), then
-waits. For each submission it forks a child that starts a new session, moves into the job's
-empty folder, replaces its whole environment with the job's, sets its memory backstop and only
-then becomes the kernel. Nothing of one submission's kernel reaches the next one's: each is
-a fresh child of the same untouched template. When its worker goes away (its input closes),
-the template kills every process it still has below it and exits, also when the worker went
-away while the template answered it. A kernel whose template dies anyway (killed) is killed
-too (``PR_SET_PDEATHSIG``; ipykernel's own watch of ``JPY_PARENT_PID`` never starts in a
-forked kernel: it reads the variable when the template imports ipykernel). Processes the
-kernel started are then not reached.
+and a grading run pays it once per submission; importing TensorFlow and Keras about four more.
+A *template* process (``python -m reglab.grading.fork FLAVOUR``, at most one per flavour in a
+grading worker, started when a job first needs it) pays it once: it imports the kernel and the
+course's scientific stack, then waits. For each submission it forks a child that starts a new
+session, moves into the job's empty folder, replaces its whole environment with the job's, sets
+its memory backstop and only then becomes the kernel. Nothing of one submission's kernel
+reaches the next one's: each is a fresh child of the same untouched template. When its worker
+goes away (its input closes), the template kills every process it still has below it and
+exits, also when the worker went away while the template answered it. A kernel whose template
+dies anyway (killed) is killed too (``PR_SET_PDEATHSIG``; ipykernel's own watch of
+``JPY_PARENT_PID`` never starts in a forked kernel: it reads the variable when the template
+imports ipykernel). Processes the kernel started are then not reached.
+
+*Flavours* (:data:`PRELOADS`). ``plain`` imports :data:`PRELOAD`; ``tensorflow`` also
+imports ``tensorflow`` and ``keras``: 264 MB of anonymous memory instead of 55 (600 MB
+resident instead of 80, the rest TensorFlow's library files) for as long as its worker lives,
+so it is used only for a SOURCE notebook that needs it (:func:`flavour_for`): one of
+its code cells has a line that starts with ``import tensorflow``, ``import keras``,
+``from tensorflow ...`` or ``from keras ...``, or passes ``keras=True`` (to
+``reglab.setup``). The rule reads SOURCE, never a submission: a student who imports
+TensorFlow in a numpy-only exercise gets a plain kernel, which imports it itself, as before.
+The template's environment (:func:`template_env`) is set before its interpreter starts:
+``MPLBACKEND`` and :data:`reglab.startup.ONE_THREAD_ENV` for both, and for ``tensorflow``
+exactly what ``reglab.setup`` sets before it imports TensorFlow
+(:data:`reglab.startup.QUIET_TF_ENV` and ``ONE_THREAD_ENV``). Keras reads its configuration
+(``~/.keras/keras.json``) when imported: the template imports it with ``HOME`` set to an
+empty folder of its own, as a fresh kernel does with the job's, and ``KERAS_HOME=.keras``,
+relative, so that in a kernel Keras's folder is in the job's folder, not shared.
 
 *The job's processes.* A worker runs one job at a time, so everything below its template is
 that job's: the kernel and whatever the kernel started. The template is a child subreaper
@@ -34,7 +50,38 @@ kills them all past it (:mod:`reglab.grading.run`). Each kernel also gets ``RLIM
 than the worker looks. ``RLIMIT_AS`` is not set: TensorFlow reserves address space by the
 gigabyte (2.1 to 2.4 GB for the course's exercises on 2 cores, 3.9 GB with 144 threads) while
 using 300 MB of anonymous memory, and a kernel training a small Keras model aborted under a
-2 GB address-space limit.
+2 GB address-space limit. :func:`descendants` starts at the template's children, so the
+template's own memory is never counted as the job's. A kernel forked from the ``tensorflow``
+template maps the template's anonymous pages copy-on-write: the fast sum counts them in full,
+as much as a kernel that imported TensorFlow itself holds (about 290 MB either way after
+``reglab.setup`` and a small fit), and the exact sum counts half of those still shared (190 MB
+instead of 280).
+
+*Why forking after ``import tensorflow, keras`` is safe.* A fork copies only the thread that
+calls it: it is safe when no other thread holds a lock or is halfway through changing shared
+state, and when the child needs no thread that stayed behind. The template forks from its only
+thread. With ``OPENBLAS_NUM_THREADS=1`` in its environment before the interpreter starts,
+importing all of its modules, TensorFlow and Keras included, starts no thread (checked with
+gdb, a breakpoint on ``pthread_create`` through the imports: never hit; until this module set
+it only after ``reglab`` had imported NumPy, the plain template had NumPy's OpenBLAS thread).
+Without it there are three: the main thread and two OpenBLAS ``blas_thread_server`` threads,
+NumPy's copy of OpenBLAS (started when ``import numpy`` loads it) and SciPy's (``import
+tensorflow`` loads ``scipy.special`` through Keras's scikit-learn wrappers). Even those are
+fork-safe: OpenBLAS registers a ``pthread_atfork`` handler that stops its threads before a
+fork, and they start again in either process when next needed; the only ``pthread_atfork``
+handlers the imports register are those two (gdb, a breakpoint on ``__register_atfork``).
+TensorFlow's own threads (the intra- and inter-op pools, the eager executor) belong to its
+runtime, which the first op or tensor of the process creates, not the import: after ``import
+tensorflow, keras`` the eager context is not initialised. (Started in the template, the runtime
+leaves a forked kernel without its thread pools: a Keras fit there never ends.) So the
+conditions are: the template only imports (it creates no tensor, layer or model and calls
+nothing in ``tf.config``); nothing it imports starts a thread that is not fork-aware; and the
+environment that TensorFlow and Keras read when imported is the one a fresh kernel has after
+``reglab.setup``. The kernel then starts TensorFlow's runtime itself, after
+``reglab.setup(keras=True)`` has set one intra-op and one inter-op thread.
+tests/test_grade_tf_template.py checks that a kernel forked from the ``tensorflow`` template
+records exactly what a fresh one does; ``python -m reglab.bench_grade --stress-templates`` does
+it for exercises 04 to 08 many times over.
 
 The protocol on the template's stdin/stdout is one JSON object per line: the worker sends
 ``{"connection_file", "env", "cwd", "memory_bytes"}`` and gets ``{"pid": P}``; when a child
@@ -50,6 +97,7 @@ import json
 import os
 import re
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -59,21 +107,51 @@ import time
 
 from jupyter_client.manager import AsyncKernelManager
 
+from reglab.startup import ONE_THREAD_ENV, QUIET_TF_ENV
+
+PLAIN, TENSORFLOW = "plain", "tensorflow"
 PRELOAD = ("numpy", "matplotlib", "matplotlib.pyplot", "ipykernel.kernelapp", "reglab",
            "reglab.checks", "reglab.data")
+PRELOADS = {PLAIN: PRELOAD, TENSORFLOW: PRELOAD + ("tensorflow", "keras")}
+TEMPLATE_ENV = {"MPLBACKEND": "Agg", **ONE_THREAD_ENV}
+FLAVOUR_ENV = {PLAIN: {}, TENSORFLOW: {**QUIET_TF_ENV, **ONE_THREAD_ENV}}
+NEEDS_TENSORFLOW = re.compile(r"^\s*(import|from)\s+(tensorflow|keras)\b|\bkeras\s*=\s*True",
+                              re.M)
 DATA_HEADROOM = 2 * 2**30  # RLIMIT_DATA is the cap plus the larger of the cap and this
 PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
-TEMPLATE_ENV = {"MPLBACKEND": "Agg", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
-                "MKL_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+# ---------------------------------------------------------------- flavours
+
+def flavour_for(notebook) -> str:
+    """The template a SOURCE notebook's kernels fork from: :data:`TENSORFLOW` if one of its
+    code cells has a line that imports ``tensorflow`` or ``keras`` (``import tensorflow as
+    tf``, ``from keras import layers``) or passes ``keras=True``, else :data:`PLAIN`."""
+    for cell in notebook.get("cells", []):
+        source = cell.get("source") or ""
+        text = "".join(source) if isinstance(source, list) else str(source)
+        if cell.get("cell_type") == "code" and NEEDS_TENSORFLOW.search(text):
+            return TENSORFLOW
+    return PLAIN
+
+
+def template_env(flavour: str) -> dict[str, str]:
+    """What a template's interpreter starts with, on top of its worker's environment."""
+    return {**TEMPLATE_ENV, **FLAVOUR_ENV[flavour]}
 
 
 # ---------------------------------------------------------------- the template process
 
-def template_main() -> None:
+def template_main(flavour: str) -> None:
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
-    os.environ.update(TEMPLATE_ENV)
-    os.environ["MPLCONFIGDIR"] = tempfile.mkdtemp(prefix="reglab-template-")
-    for name in PRELOAD:
+    folder = tempfile.mkdtemp(prefix="reglab-template-")
+    os.chdir(folder)  # where Keras, imported, reads and writes .keras/keras.json
+    # the Template passes template_env at start, before `-m reglab.grading.fork` imports
+    # NumPy; set here too for a template started otherwise (then NumPy's OpenBLAS has started
+    # a thread, which it stops at each fork: see the module's doc)
+    os.environ.update(template_env(flavour), HOME=folder, MPLCONFIGDIR=folder,
+                      KERAS_HOME=".keras")
+    for name in PRELOADS[flavour]:
         importlib.import_module(name)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
@@ -90,6 +168,7 @@ def template_main() -> None:
                 os.waitpid(-1, 0)
             except ChildProcessError:
                 break
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _serve(wake_fds) -> None:
@@ -274,13 +353,16 @@ def kill_below(pid: int, rounds: int = 100) -> None:
 # ---------------------------------------------------------------- the worker's side
 
 class Template:
-    """The worker's handle on its template process."""
+    """The worker's handle on one of its template processes."""
 
-    def __init__(self) -> None:
+    def __init__(self, flavour: str = PLAIN) -> None:
+        if flavour not in PRELOADS:
+            raise ValueError(f"no kernel template flavour {flavour!r}")
+        self.flavour = flavour
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "reglab.grading.fork"], stdin=subprocess.PIPE,
+            [sys.executable, "-m", "reglab.grading.fork", flavour], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
-            cwd=tempfile.gettempdir())
+            cwd=tempfile.gettempdir(), env={**os.environ, **template_env(flavour)})
         self.changed = threading.Condition()
         self.spawned: list[int] = []
         self.exits: dict[int, int] = {}
@@ -372,39 +454,44 @@ class ForkedKernel:
         self.send_signal(signal.SIGTERM)
 
 
-_template: Template | None = None
+_templates: dict[str, Template] = {}  # this process's, one per flavour
 
 
-def template() -> Template:
-    """This process's template, started on first use and restarted if it has died."""
-    global _template
-    if _template is None or _template.gone or _template.process.poll() is not None:
-        _template = Template()
-    return _template
+def template(flavour: str = PLAIN) -> Template:
+    """This process's template of a flavour, started on first use and restarted if it has
+    died."""
+    found = _templates.get(flavour)
+    if found is None or found.gone or found.process.poll() is not None:
+        found = _templates[flavour] = Template(flavour)
+    return found
 
 
 def kill_job() -> None:
-    """Kill every process below this process's template, if it has one (see Template)."""
-    if _template is not None and not _template.gone:
-        _template.kill_job()
+    """Kill every process below this process's templates (see Template): a worker runs one
+    job at a time, so that is the job's kernel and all it started."""
+    for found in _templates.values():
+        if not found.gone:
+            found.kill_job()
 
 
-def stop_template() -> None:
-    global _template
-    if _template is not None:
-        _template.stop()
-        _template = None
+def stop_templates() -> None:
+    """Stop every template of this process."""
+    while _templates:
+        _templates.popitem()[1].stop()
 
 
 class ForkingKernelManager(AsyncKernelManager):
-    """A kernel manager whose kernels are forked from the template, under a memory limit."""
+    """A kernel manager whose kernels are forked from a template of the flavour, under a
+    memory limit."""
 
     memory_bytes = 0
+    flavour = PLAIN
 
     async def _async_launch_kernel(self, kernel_cmd, **kw) -> None:
         env = kw.get("env") or {}
         cwd = str(kw.get("cwd") or tempfile.gettempdir())
-        kernel = template().spawn(self.connection_file, dict(env), cwd, self.memory_bytes)
+        kernel = template(self.flavour).spawn(self.connection_file, dict(env), cwd,
+                                              self.memory_bytes)
         provisioner = self.provisioner
         provisioner.process, provisioner.pid, provisioner.pgid = kernel, kernel.pid, kernel.pid
         provisioner.cwd = cwd
@@ -412,4 +499,4 @@ class ForkingKernelManager(AsyncKernelManager):
 
 
 if __name__ == "__main__":
-    template_main()
+    template_main(sys.argv[1] if len(sys.argv) > 1 else PLAIN)

@@ -32,6 +32,7 @@ import nbformat
 
 from reglab.grading import merge
 from reglab.grading import workers as grade_workers
+from reglab.grading.fork import flavour_for
 from reglab.grading.judge import feedback_html, judge_cell
 from reglab.release import write_atomically
 
@@ -57,12 +58,18 @@ class Settings:
 
 # ---------------------------------------------------------------- running one notebook
 
-def run_isolated(notebook, graded: list[int], settings: Settings) -> dict:
+def isolated_job(notebook, graded: list[int], settings: Settings, flavour: str) -> dict:
+    """The job a worker runs (:mod:`reglab.grading.run`); ``flavour``: of the kernel template,
+    :func:`reglab.grading.fork.flavour_for` of SOURCE."""
+    return {"notebook": notebook, "graded": graded, "seed": settings.seed,
+            "cell_timeout": settings.cell_timeout, "memory_mb": settings.memory_mb,
+            "notebook_timeout": settings.notebook_timeout, "flavour": flavour}
+
+
+def run_isolated(notebook, graded: list[int], settings: Settings, flavour: str) -> dict:
     """Run a merged notebook in a fresh kernel, driven by a reused worker process."""
-    job = {"notebook": notebook, "graded": graded, "seed": settings.seed,
-           "cell_timeout": settings.cell_timeout, "memory_mb": settings.memory_mb,
-           "notebook_timeout": settings.notebook_timeout}
-    return grade_workers.run_job(job, deadline=settings.notebook_timeout + 60)
+    return grade_workers.run_job(isolated_job(notebook, graded, settings, flavour),
+                                 deadline=settings.notebook_timeout + 60)
 
 
 # ---------------------------------------------------------------- the reference
@@ -71,7 +78,7 @@ def reference_report(source_nb, settings: Settings) -> dict:
     """Run SOURCE's own answers the same way; every graded cell must record cleanly."""
     graded = merge.graded_cells(source_nb)
     nb = merge.merged_notebook(source_nb, merge.reference_answers(source_nb))
-    report = run_isolated(nb, [i for i, _, _ in graded], settings)
+    report = run_isolated(nb, [i for i, _, _ in graded], settings, flavour_for(source_nb))
     for index, grade_id, _ in graded:
         cell = report.get("cells", {}).get(str(index))
         if report.get("stopped") or not cell or cell["error"] or not cell["records"] or any(
@@ -108,7 +115,7 @@ def grade_task(task: dict) -> dict:
     except Exception:  # cells or metadata of the wrong types
         return {**base, **unreadable(graded, "the notebook's cells are malformed")}
     report = run_isolated(merge.merged_notebook(source_nb, answers),
-                          [i for i, _, _ in graded], settings)
+                          [i for i, _, _ in graded], settings, flavour_for(source_nb))
     return {**base, **judged(report, task, graded, answers, notes, settings)}
 
 

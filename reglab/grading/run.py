@@ -1,10 +1,11 @@
 """Run one merged notebook in an isolated kernel and report what its cells recorded.
 
 ``python -m reglab.grading.run --serve`` reads one job per line on stdin (JSON: a nonce, the
-notebook, the indices of graded cells, limits, seed) and answers each with one line
-``NONCE{json}``, until stdin closes (see :mod:`reglab.grading.workers`). The
-kernel is forked from a warm template (:mod:`reglab.grading.fork`) into a fresh empty folder
-with a minimal environment (nothing that points at SOURCE, the submissions or the output
+notebook, the indices of graded cells, limits, seed, and the flavour of the kernel template:
+:func:`reglab.grading.fork.flavour_for` of SOURCE, ``plain`` if absent) and answers each with
+one line ``NONCE{json}``, until stdin closes (see :mod:`reglab.grading.workers`). The kernel
+is forked from a warm template of that flavour (:mod:`reglab.grading.fork`) into a fresh empty
+folder with a minimal environment (nothing that points at SOURCE, the submissions or the output
 folder); it never writes to this process's stdout. Of its outputs only recordings of graded
 cells and error names are kept: everything else (prints, plots, floods) is counted and dropped.
 
@@ -49,8 +50,8 @@ from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
 from reglab.checks import GRADING_ENV, RECORD_MIME, SEED_ENV
-from reglab.grading.fork import (ForkingKernelManager, descendants, kill_job, memory_in_use,
-                                 stop_template)
+from reglab.grading.fork import (PLAIN, ForkingKernelManager, descendants, kill_job,
+                                 memory_in_use, stop_templates)
 
 MAX_RECORDS_PER_CELL = 200
 MAX_RECORD_BYTES = 1_000_000
@@ -247,6 +248,7 @@ def run_job(job: dict) -> dict:
     home = tempfile.mkdtemp(prefix="grading-")
     km = ForkingKernelManager(kernel_name="python3")
     km.memory_bytes = int(job["memory_mb"]) * 2**20
+    km.flavour = job.get("flavour", PLAIN)
     client = RecordingClient(nb, graded, km.memory_bytes, km=km, timeout=job["cell_timeout"],
                              allow_errors=True, interrupt_on_timeout=True,
                              kernel_name="python3",
@@ -307,7 +309,7 @@ def serve() -> None:
             result = {"grader_error": f"{type(err).__name__}: {err}"[:300]}
         sys.stdout.write(nonce + json.dumps(result) + "\n")
         sys.stdout.flush()
-    stop_template()
+    stop_templates()
 
 
 def _exit_with_parent(parent: int) -> None:

@@ -4,8 +4,10 @@ Each worker is ``python -m reglab.grading.run --serve``: it reads one job per li
 answers one line ``NONCE{json}`` per job. Student code never runs inside a worker: every job
 starts a fresh kernel (its own process, folder, environment and limits) and kills it at the
 end, so reusing the worker only saves its interpreter start and imports (about a second per
-submission on a 2-core machine). A worker that dies, hangs past its deadline or answers
-garbage is killed and replaced; the job it held gets the status the old one-shot runner gave.
+submission on a 2-core machine) and keeps its warm kernel templates, one per flavour it has
+needed (:mod:`reglab.grading.fork`: with TensorFlow imported or not). A worker that dies, hangs
+past its deadline or answers garbage is killed and replaced; the job it held gets the status
+the old one-shot runner gave.
 """
 
 from __future__ import annotations
