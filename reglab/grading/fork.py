@@ -43,7 +43,7 @@ user may not signal.
 
 *Memory.* The cap (the job's ``memory_bytes``) is enforced by the worker, which adds up the
 anonymous and shared memory of the job's processes (:func:`memory_in_use`) every 0.2 s and
-kills them all past it (:mod:`reglab.grading.run`). Each kernel also gets ``RLIMIT_DATA``
+at the end of every cell, and kills them all past it (:mod:`reglab.grading.run`). Each kernel also gets ``RLIMIT_DATA``
 (its private writable memory: heap, NumPy and TensorFlow buffers, thread stacks) of
 :func:`data_limit`, well above the cap: a single allocation past that fails at once
 (``MemoryError``, TensorFlow's ``ResourceExhaustedError``) instead of filling memory faster

@@ -20,8 +20,9 @@ Limits, enforced here (the kernel's own process cannot be trusted to enforce the
   again at most cell limit + grace + a second or two of clean-up after a runaway cell
   started: 66 s at the course's 60 s limit, inside the promised 2 x limit + 10 s.
 * *Memory.* The watchdog adds up the anonymous memory of the job's processes every
-  :data:`POLL_SECONDS` and kills them all past the cap: ``stopped: "memory"`` with
-  ``stopped_cell``. Behind it, each process's RLIMIT_DATA (the cap plus the larger of the cap
+  :data:`POLL_SECONDS` and at the end of every cell, and kills them all past the cap:
+  ``stopped: "memory"`` with ``stopped_cell``. Memory a cell takes and frees between two
+  polls is not seen. Behind it, each process's RLIMIT_DATA (the cap plus the larger of the cap
   and 2 GiB: :func:`reglab.grading.fork.data_limit`) refuses a larger allocation at once
   (``MemoryError``, or TensorFlow's ``ResourceExhaustedError``, in the cell; the kernel goes
   on), so that no single allocation can fill memory faster than the watchdog looks.
@@ -111,6 +112,8 @@ class RecordingClient(NotebookClient):
             return await super().async_execute_cell(cell, cell_index, *args, **kwargs)
         finally:
             self.running = None
+            if self.watchdog is not None and cell.cell_type == "code":
+                self.watchdog.look_now(cell_index)
 
     async def _async_poll_for_reply(self, msg_id, *args, **kwargs):
         self._msg_id = msg_id
@@ -153,8 +156,8 @@ class RecordingClient(NotebookClient):
 class Watchdog:
     """A thread beside the client: the job's memory and a backstop for the cell limit.
 
-    Every :data:`POLL_SECONDS` it adds up the anonymous memory of every process below the
-    job's kernel template (the kernel and all it started; the fast upper bound of
+    Every :data:`POLL_SECONDS`, and at the end of every cell, it adds up the anonymous memory
+    of every process below the job's kernel template (the kernel and all it started; the fast upper bound of
     :func:`reglab.grading.fork.memory_in_use`, the exact sum only when that passes the cap) and
     kills them all past the cap; it also kills a cell that runs past the cell limit + grace
     + :data:`WATCHDOG_SLACK`, should the client not have. The first verdict stands.
@@ -177,7 +180,14 @@ class Watchdog:
             except Exception:  # a surprise from /proc must not end the watch
                 continue
 
-    def _look(self) -> None:
+    def look_now(self, index: int) -> None:
+        """Measure at the end of cell ``index``: memory a cell took and kept is caught there
+        even when the cell and the rest of the job ran between two polls (a kernel forked with
+        TensorFlow imported fills 900 MB and finishes in well under a second)."""
+        if self.verdict is None:
+            self._look(index)
+
+    def _look(self, ended: int | None = None) -> None:
         pids = descendants(self.template.process.pid)
         used = memory_in_use(pids)
         if self.memory_bytes and used > self.memory_bytes:  # shared pages counted twice?
@@ -185,7 +195,8 @@ class Watchdog:
         self.peak = max(self.peak, used)
         running = self.client.running
         if self.memory_bytes and used > self.memory_bytes:
-            self.stop_job("memory", running[0] if running else self.client.last_cell)
+            cell = ended if ended is not None else running[0] if running else None
+            self.stop_job("memory", self.client.last_cell if cell is None else cell)
         elif running and self.cell_timeout and time.monotonic() - running[1] > (
                 self.cell_timeout + GRACE_SECONDS + WATCHDOG_SLACK):
             self.stop_job("cell-timeout", running[0])
