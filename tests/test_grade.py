@@ -174,7 +174,10 @@ def test_rerun_skips_graded_and_resumes_after_a_kill(graded_class):
 def test_dask_local_cluster_gives_identical_grades(graded_class):
     distributed = pytest.importorskip("distributed")
     root, subs, entries = graded_class
-    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
+    # Dask's workers as threads of this process: the grading path through Dask (tasks,
+    # futures, results in order) without starting and importing four processes;
+    # tests/test_grade_cluster.py grades on a real cluster of separate processes
+    with distributed.LocalCluster(n_workers=2, processes=False, threads_per_worker=1,
                                   dashboard_address=None) as cluster:
         on_dask = grade(SOURCE, subs, root / "dask-out", seed=99, progress=False,
                         dask_address=cluster.scheduler_address)
