@@ -20,7 +20,6 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "_build"
 BOOK_FLAGS = ["-W", "-n", "--keep-going"]
-BUSY_NICENESS = 10  # the tests that do not wait for the book, while it builds
 
 
 def committed_notebooks(*folders: str) -> list[Path]:
@@ -178,9 +177,6 @@ def pytest_collection_modifyitems(session, config, items):
     if wanted and not (os.environ.get("REGLAB_BOOK_HTML")
                        or os.environ.get("REGLAB_LESSONS_EXECUTE") == "1"):
         BookBuild.start()
-        # the book tests wait for the build: it gets a core first, the rest of the suite
-        # (this process and every kernel or browser it starts) takes what is left
-        os.nice(BUSY_NICENESS)
 
 
 def pytest_unconfigure(config):
