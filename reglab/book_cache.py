@@ -39,11 +39,15 @@ def toc_files(toc: dict) -> list[str]:
     return found
 
 
+def execute_config(root: Path) -> dict:
+    """The ``execute:`` section of the book's ``_config.yml``."""
+    return (yaml.safe_load((root / "_config.yml").read_text()) or {}).get("execute") or {}
+
+
 def notebooks_to_execute(root: Path) -> list[Path]:
     """The notebooks the build executes: those in the table of contents, less the
     ``execute.exclude_patterns`` of ``_config.yml``."""
-    config = yaml.safe_load((root / "_config.yml").read_text()) or {}
-    excluded = (config.get("execute") or {}).get("exclude_patterns", [])
+    excluded = execute_config(root).get("exclude_patterns", [])
     toc = yaml.safe_load((root / "_toc.yml").read_text())
     paths = [root / f"{name}.ipynb" for name in toc_files(toc)]
     return [p for p in paths if p.exists() and not any(
@@ -51,7 +55,8 @@ def notebooks_to_execute(root: Path) -> list[Path]:
 
 
 def execution_settings(root: Path) -> dict:
-    execute = (yaml.safe_load((root / "_config.yml").read_text()) or {}).get("execute") or {}
+    """myst-nb's execution settings for the book (its defaults where the book sets none)."""
+    execute = execute_config(root)
     return {"timeout": execute.get("timeout", 30),
             "allow_errors": bool(execute.get("allow_errors", False))}
 
@@ -99,16 +104,20 @@ def warm(root: Path, processes: int = 2) -> int:
     start = time.monotonic()
     spawn = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=processes, mp_context=spawn) as pool:
-        running = [pool.submit(execute_one, path, settings) for path in todo]
+        running = {pool.submit(execute_one, path, settings): path for path in todo}
         for done in as_completed(running):
-            path, executed, seconds, error = done.result()
-            name = Path(path).relative_to(root)
+            name = Path(running[done]).relative_to(root)
+            try:
+                path, executed, seconds, error = done.result()
+                if not error:
+                    store(cache, path, executed, seconds)
+            except Exception as err:  # a lost pool process, a cache the build would miss
+                error = f"{type(err).__name__}: {err}"
             if error:
                 failures += 1
-                print(f"{name}: failed here ({error}); the build executes it again and "
-                      "reports it", flush=True)
+                print(f"{name}: not cached ({error}); the build executes it and reports it",
+                      flush=True)
                 continue
-            store(cache, path, executed, seconds)
             print(f"{name}: executed in {seconds:.1f} s and cached", flush=True)
     print(f"{len(todo) - failures} of {len(todo)} notebooks cached in "
           f"{time.monotonic() - start:.1f} s ({processes} at a time)", flush=True)
