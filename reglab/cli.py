@@ -83,7 +83,8 @@ def add_grade_parser(sub) -> None:
     p.add_argument("--cell-timeout", type=float, default=60.0, help="seconds per cell")
     p.add_argument("--notebook-timeout", type=float, default=600.0,
                    help="seconds per notebook")
-    p.add_argument("--memory-mb", type=int, default=4096, help="memory cap for the kernel and every process it starts")
+    p.add_argument("--memory-mb", type=int, default=4096,
+                   help="memory cap for the kernel and every process it starts")
     p.add_argument("--max-megabytes", type=float, default=20.0,
                    help="larger submissions are not read")
     p.add_argument("--seed", type=int, default=None,

@@ -42,12 +42,12 @@ this machine), and a process that changed its user (a setuid program), which the
 user may not signal.
 
 *Memory.* The cap (the job's ``memory_bytes``) is enforced by the worker, which adds up the
-anonymous and shared memory of the job's processes (:func:`memory_in_use`) every 0.2 s and
-at the end of every cell, and kills them all past it (:mod:`reglab.grading.run`). Each kernel also gets ``RLIMIT_DATA``
-(its private writable memory: heap, NumPy and TensorFlow buffers, thread stacks) of
+anonymous and shared memory of the job's processes (:func:`memory_in_use`) every 0.2 s and at the
+end of every cell, and kills them all past it (:mod:`reglab.grading.run`). Each kernel also gets
+``RLIMIT_DATA`` (its private writable memory: heap, NumPy and TensorFlow buffers, thread stacks) of
 :func:`data_limit`, well above the cap: a single allocation past that fails at once
-(``MemoryError``, TensorFlow's ``ResourceExhaustedError``) instead of filling memory faster
-than the worker looks. ``RLIMIT_AS`` is not set: TensorFlow reserves address space by the
+(``MemoryError``, TensorFlow's ``ResourceExhaustedError``) instead of filling memory faster than the
+worker looks. ``RLIMIT_AS`` is not set: TensorFlow reserves address space by the
 gigabyte (2.1 to 2.4 GB for the course's exercises on 2 cores, 3.9 GB with 144 threads) while
 using 300 MB of anonymous memory, and a kernel training a small Keras model aborted under a
 2 GB address-space limit. :func:`descendants` starts at the template's children, so the

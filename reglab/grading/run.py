@@ -156,11 +156,11 @@ class RecordingClient(NotebookClient):
 class Watchdog:
     """A thread beside the client: the job's memory and a backstop for the cell limit.
 
-    Every :data:`POLL_SECONDS`, and at the end of every cell, it adds up the anonymous memory
-    of every process below the job's kernel template (the kernel and all it started; the fast upper bound of
-    :func:`reglab.grading.fork.memory_in_use`, the exact sum only when that passes the cap) and
-    kills them all past the cap; it also kills a cell that runs past the cell limit + grace
-    + :data:`WATCHDOG_SLACK`, should the client not have. The first verdict stands.
+    Every :data:`POLL_SECONDS`, and at the end of every cell, it adds up the anonymous memory of
+    every process below the job's kernel template (the kernel and all it started; the fast upper
+    bound of :func:`reglab.grading.fork.memory_in_use`, the exact sum only when that passes the
+    cap) and kills them all past the cap; it also kills a cell that runs past the cell limit +
+    grace + :data:`WATCHDOG_SLACK`, should the client not have. The first verdict stands.
     """
 
     def __init__(self, client: RecordingClient, memory_bytes: int, cell_timeout) -> None:
